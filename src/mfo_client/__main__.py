@@ -1,0 +1,3 @@
+from mfo_client.cli import main
+
+main()

@@ -1,0 +1,12 @@
+"""The `mfo` command line: thin typer commands over the library, one module per group."""
+
+from __future__ import annotations
+
+from mfo_client.cli import _config, _devserver  # noqa: F401  (registers the commands)
+from mfo_client.cli._app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()
