@@ -1,7 +1,79 @@
-"""mfo-client: the edge agent of the MFO (MindFlight Orchestrator) platform."""
+"""mfo-client: the edge agent of the MFO (MindFlight Orchestrator) platform.
+
+The names here are the supported public API; everything else may change between releases.
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from mfo_client.api import (  # noqa: E402  (after __version__, which the client's User-Agent reads)
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APITimeoutError,
+    AsyncMFOClient,
+    AttemptDetails,
+    AuthenticationError,
+    AuthProvider,
+    BadRequestError,
+    ChatMessage,
+    CircuitBreakerPolicy,
+    CircuitOpenError,
+    ConflictError,
+    Event,
+    EventReceipt,
+    Job,
+    JobStatus,
+    JobWaitTimeoutError,
+    MFOClient,
+    MFOError,
+    NotFoundError,
+    Notification,
+    Page,
+    PasswordLoginAuth,
+    PermissionDeniedError,
+    RateLimitError,
+    Resource,
+    RetryPolicy,
+    ServerError,
+    StaticTokenAuth,
+    StoredEvent,
+    UnprocessableEntityError,
+)
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APITimeoutError",
+    "AsyncMFOClient",
+    "AttemptDetails",
+    "AuthProvider",
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatMessage",
+    "CircuitBreakerPolicy",
+    "CircuitOpenError",
+    "ConflictError",
+    "Event",
+    "EventReceipt",
+    "Job",
+    "JobStatus",
+    "JobWaitTimeoutError",
+    "MFOClient",
+    "MFOError",
+    "NotFoundError",
+    "Notification",
+    "Page",
+    "PasswordLoginAuth",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Resource",
+    "RetryPolicy",
+    "ServerError",
+    "StaticTokenAuth",
+    "StoredEvent",
+    "UnprocessableEntityError",
+    "__version__",
+]

@@ -176,7 +176,7 @@ class RefreshRequest(_Request):
 
 class TokenResponse(_Response):
     access_token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 (the scheme name, not a secret)
     expires_in: int = Field(ge=0, description="Seconds until the access token expires.")
     refresh_token: str | None = None
 

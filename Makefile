@@ -1,0 +1,53 @@
+# Two commands for a fresh machine: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
+HOST ?= 127.0.0.1
+PORT ?= 8081
+
+.PHONY: install install-dev run test lint typecheck unit bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is needed" or 0)'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+## run: the main job on its embedded defaults (for now: the reference MFO server)
+run: install
+	$(BIN)/mfo dev-server --host $(HOST) --port $(PORT)
+
+## test: lint, types and the test suite
+test: install-dev lint typecheck unit
+
+lint: install-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install-dev
+	$(BIN)/mypy src/mfo_client
+
+unit: install-dev
+	$(BIN)/pytest
+
+bench: install-dev
+	$(BIN)/python bench/client_overhead.py
+
+## lock: re-resolve the newest allowed versions into constraints.txt
+lock: $(BIN)/python
+	$(PIP) install --upgrade -e '.[dev]'
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^mfo-client' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

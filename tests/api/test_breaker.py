@@ -1,0 +1,91 @@
+"""Breaker state machine on a fake clock; the network-level behaviour is in test_resilience."""
+
+from __future__ import annotations
+
+import pytest
+
+from mfo_client.api import BreakerState, CircuitBreaker, CircuitBreakerPolicy, CircuitOpenError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _breaker(clock: Clock, changes: list[tuple[str, str]] | None = None) -> CircuitBreaker:
+    def record(name: str, old: BreakerState, new: BreakerState) -> None:
+        if changes is not None:
+            changes.append((old.value, new.value))
+
+    return CircuitBreaker("http://mfo.test/api", CircuitBreakerPolicy(3, 10.0), clock, record)
+
+
+def test_opens_after_threshold_consecutive_failures_only() -> None:
+    clock = Clock()
+    breaker = _breaker(clock)
+    for _ in range(2):
+        breaker.before_call()
+        breaker.record_failure()
+    breaker.before_call()
+    breaker.record_success()  # a success in between resets the count
+    for _ in range(2):
+        breaker.before_call()
+        breaker.record_failure()
+    assert breaker.state is BreakerState.CLOSED
+    breaker.before_call()
+    breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.before_call()
+    assert info.value.base_url == "http://mfo.test/api"
+    assert info.value.retry_in == pytest.approx(10.0)
+
+
+def test_half_open_lets_exactly_one_probe_through() -> None:
+    clock = Clock()
+    changes: list[tuple[str, str]] = []
+    breaker = _breaker(clock, changes)
+    for _ in range(3):
+        breaker.before_call()
+        breaker.record_failure()
+    clock.now += 10.0
+    breaker.before_call()  # the probe
+    with pytest.raises(CircuitOpenError):
+        breaker.before_call()
+    breaker.record_success()
+    assert breaker.state is BreakerState.CLOSED
+    breaker.before_call()
+    assert changes == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+
+
+def test_failed_probe_reopens_and_restarts_the_timer() -> None:
+    clock = Clock()
+    breaker = _breaker(clock)
+    for _ in range(3):
+        breaker.before_call()
+        breaker.record_failure()
+    clock.now += 10.0
+    breaker.before_call()
+    breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN
+    clock.now += 9.0
+    with pytest.raises(CircuitOpenError):
+        breaker.before_call()
+    clock.now += 1.0
+    breaker.before_call()
+    assert breaker.state is BreakerState.HALF_OPEN
+
+
+def test_released_probe_frees_the_slot() -> None:
+    clock = Clock()
+    breaker = _breaker(clock)
+    for _ in range(3):
+        breaker.before_call()
+        breaker.record_failure()
+    clock.now += 10.0
+    breaker.before_call()
+    breaker.release()  # e.g. the probing task was cancelled
+    breaker.before_call()
