@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import shutil
@@ -44,10 +45,8 @@ def _free_port() -> int:
 
 
 def _pin(cores: list[int]) -> None:
-    try:
+    with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, set(cores))
-    except (AttributeError, OSError):
-        pass
 
 
 def start_server(port: int, core: int | None) -> subprocess.Popen[bytes]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from mfo_client.api import (  # noqa: E402  (after __version__, which the client's User-Agent reads)
+from mfo_client.api import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,

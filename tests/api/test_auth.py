@@ -7,10 +7,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from tests.api.conftest import PASSWORD, USER, Server, start
 
 from mfo_client import AsyncMFOClient, AuthenticationError, MFOClient, PasswordLoginAuth
 from mfo_client.api import CircuitBreakerRegistry
-from tests.api.conftest import PASSWORD, USER, Server, start
 
 
 def _login(server: Server, password: str = PASSWORD) -> PasswordLoginAuth:
@@ -83,6 +83,7 @@ def test_token_is_renewed_shortly_before_it_expires(breakers: CircuitBreakerRegi
             mfo.resources.list()
         assert auth.logins == 2
         assert server.count("GET /api/resources", 401) == 0
+        server.admin.close()
 
 
 def test_wrong_password_is_an_authentication_error(

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from tests.api.conftest import TOKEN, Attempts, Server
 
 from mfo_client import (
     AsyncMFOClient,
@@ -18,7 +19,6 @@ from mfo_client import (
     ServerError,
 )
 from mfo_client.api import BreakerState, CircuitBreakerRegistry
-from tests.api.conftest import TOKEN, Attempts, Server
 
 POST_EVENTS = "POST /api/events"
 
@@ -156,7 +156,9 @@ async def test_half_open_sends_a_single_probe_while_others_fail_fast(
     assert breakers.get(server.api, policy).state is BreakerState.CLOSED
 
 
-def test_a_failed_probe_reopens_the_breaker(server: Server, breakers: CircuitBreakerRegistry) -> None:
+def test_a_failed_probe_reopens_the_breaker(
+    server: Server, breakers: CircuitBreakerRegistry
+) -> None:
     policy = CircuitBreakerPolicy(failure_threshold=2, reset_timeout=0.2)
     server.faults(status=503)
     with MFOClient(
@@ -177,7 +179,9 @@ def test_a_failed_probe_reopens_the_breaker(server: Server, breakers: CircuitBre
     assert server.count("GET /api/resources") == 3
 
 
-def test_client_errors_do_not_trip_the_breaker(server: Server, breakers: CircuitBreakerRegistry) -> None:
+def test_client_errors_do_not_trip_the_breaker(
+    server: Server, breakers: CircuitBreakerRegistry
+) -> None:
     policy = CircuitBreakerPolicy(failure_threshold=2, reset_timeout=60)
     with MFOClient(server.api, auth=TOKEN, circuit_breaker=policy, breakers=breakers) as mfo:
         for _ in range(5):

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
+from tests.api.conftest import TOKEN, Server
 
 from mfo_client import AsyncMFOClient, Event, JobStatus, JobWaitTimeoutError, MFOClient
 from mfo_client.api import CircuitBreakerRegistry
-from tests.api.conftest import TOKEN, Server
 
 
 @pytest.fixture
-def mfo(server: Server, breakers: CircuitBreakerRegistry) -> MFOClient:
-    return MFOClient(server.api, auth=TOKEN, breakers=breakers)
+def mfo(server: Server, breakers: CircuitBreakerRegistry) -> Iterator[MFOClient]:
+    with MFOClient(server.api, auth=TOKEN, breakers=breakers) as client:
+        yield client
 
 
 def test_send_event_keeps_the_given_id_and_the_server_stores_it_once(
@@ -45,7 +47,7 @@ def test_send_event_accepts_a_mapping_and_generates_an_id(mfo: MFOClient) -> Non
 
 
 def test_chat_messages_round_trip_in_order(mfo: MFOClient) -> None:
-    thread = "team notifications/ops"  # needs escaping in the path
+    thread = "team notifications #ops?"  # needs escaping in the path
     first = mfo.chat.send_message(thread, "pipeline started", {"run": 1})
     second = mfo.chat.send_message(thread, "pipeline finished")
     assert first.message_id != second.message_id
@@ -75,7 +77,10 @@ def test_jobs_run_to_success_and_wait_returns_the_output(mfo: MFOClient) -> None
     assert job.status is JobStatus.QUEUED
     done = mfo.jobs.wait(job.id, timeout=10)
     assert done.status is JobStatus.SUCCEEDED
-    assert done.output == {"echo": {"data_url": "s3://bucket/data.csv"}, "type": "data-processing-job"}
+    assert done.output == {
+        "echo": {"data_url": "s3://bucket/data.csv"},
+        "type": "data-processing-job",
+    }
 
 
 def test_failed_and_cancelled_jobs(mfo: MFOClient) -> None:

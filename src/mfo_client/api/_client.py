@@ -43,7 +43,9 @@ T = TypeVar("T")
 
 def client_options_from_config(cfg: Config | ClientConfig) -> dict[str, Any]:
     """Constructor arguments for either client from the `client` section of a configuration."""
-    client = getattr(cfg, "client", cfg)
+    from mfo_client.config import Config
+
+    client = cfg.client if isinstance(cfg, Config) else cfg
     auth: AuthProvider | None = None
     if client.auth_token is not None and client.auth_token.get_secret_value():
         auth = StaticTokenAuth(client.auth_token.get_secret_value())
