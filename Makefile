@@ -47,7 +47,8 @@ bench: install-dev
 ## lock: re-resolve the newest allowed versions into constraints.txt
 lock: $(BIN)/python
 	$(PIP) install --upgrade -e '.[dev]'
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^mfo-client' > constraints.txt
+	{ echo "# Exact versions that make installs with (pip -c). Regenerate with: make lock"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^mfo-client'; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

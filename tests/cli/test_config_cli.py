@@ -35,8 +35,24 @@ EXPECTED_SEED_OUTPUT = {
         "port": 8080,
         "path": "/webhook",
         "secret_key": "***",
+        "max_body_size": 26214400,
+        "sources": [],
     },
     "logging": {"level": "info", "format": "text"},
+    "store": {
+        "backend": "sqlite",
+        "path": ".mfo/mfo.db",
+        "fsync": "normal",
+        "max_pending": 100000,
+        "retention": "168h",
+    },
+    "delivery": {
+        "max_attempts": 20,
+        "concurrency": 4,
+        "lease_time": "1m",
+        "initial_backoff": "1s",
+        "max_backoff": "10m",
+    },
 }
 
 

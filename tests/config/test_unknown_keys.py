@@ -21,9 +21,9 @@ client:
     max_attempt: 9
 webhook_listener:
   secret: abc
-  sources:
-    github: {secret_key: x}
-store:
+  tls:
+    cert_file: {secret_key: x}
+triggers:
   path: /var/lib/mfo
 flows: [{name: a}]
 """
@@ -38,8 +38,8 @@ def test_unknown_keys_are_warnings_with_hints(write_config: WriteConfig) -> None
         f'{path}:3: client.timout: unknown key (did you mean "timeout"?)',
         f'{path}:5: client.retry.max_attempt: unknown key (did you mean "max_attempts"?)',
         f'{path}:7: webhook_listener.secret: unknown key (did you mean "secret_key"?)',
-        f"{path}:8: webhook_listener.sources: unknown key",
-        f"{path}:10: store: unknown key",
+        f"{path}:8: webhook_listener.tls: unknown key",
+        f"{path}:10: triggers: unknown key",
         f"{path}:12: flows: unknown key",
     ]
     assert config.warnings[2] == ConfigProblem(
@@ -56,7 +56,7 @@ def test_unknown_values_stay_out_of_the_config(write_config: WriteConfig) -> Non
     assert config.client.timeout.total_seconds() == 30
     assert config.client.retry.max_attempts == 3
     assert config.webhook_listener.secret_key is None
-    assert "store" not in config.model_dump()
+    assert "triggers" not in config.model_dump()
     assert "/var/lib/mfo" not in repr(config)
 
 

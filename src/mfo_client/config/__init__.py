@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from mfo_client.config._durations import Duration, format_duration, parse_duration
 from mfo_client.config._errors import ConfigError, ConfigProblem
+from mfo_client.config._listener import (
+    SCHEMES,
+    HmacSchemeConfig,
+    SourceConfig,
+    WebhookListenerConfig,
+)
 from mfo_client.config._models import (
     CircuitBreakerConfig,
     ClientConfig,
@@ -17,20 +23,25 @@ from mfo_client.config._models import (
     Credentials,
     LoggingConfig,
     RetryConfig,
-    WebhookListenerConfig,
     load_config,
 )
+from mfo_client.config._store import DeliveryConfig, StoreConfig
 
 __all__ = [
+    "SCHEMES",
     "CircuitBreakerConfig",
     "ClientConfig",
     "Config",
     "ConfigError",
     "ConfigProblem",
     "Credentials",
+    "DeliveryConfig",
     "Duration",
+    "HmacSchemeConfig",
     "LoggingConfig",
     "RetryConfig",
+    "SourceConfig",
+    "StoreConfig",
     "WebhookListenerConfig",
     "format_duration",
     "load_config",

@@ -22,3 +22,16 @@ LISTENER_PATH: Final = "/webhook"
 
 LOG_LEVEL: Final = "info"
 LOG_FORMAT: Final = "text"
+
+SIGNATURE_TOLERANCE: Final = timedelta(minutes=5)
+MAX_BODY_SIZE: Final = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+
+STORE_PATH: Final = ".mfo/mfo.db"
+STORE_MAX_PENDING: Final = 100_000
+STORE_RETENTION: Final = timedelta(days=7)
+
+DELIVERY_MAX_ATTEMPTS: Final = 20
+DELIVERY_CONCURRENCY: Final = 4
+DELIVERY_LEASE_TIME: Final = timedelta(seconds=60)
+DELIVERY_INITIAL_BACKOFF: Final = timedelta(seconds=1)
+DELIVERY_MAX_BACKOFF: Final = timedelta(minutes=10)

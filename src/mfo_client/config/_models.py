@@ -11,10 +11,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -23,10 +20,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from mfo_client.config import _defaults
+from mfo_client.config._base import HttpUrl, Section, lower
 from mfo_client.config._durations import Duration, format_duration
 from mfo_client.config._errors import ConfigProblem
+from mfo_client.config._listener import WebhookListenerConfig
 from mfo_client.config._loader import load_data, load_file
 from mfo_client.config._redact import redact
+from mfo_client.config._store import DeliveryConfig, StoreConfig
 
 __all__ = [
     "CircuitBreakerConfig",
@@ -40,44 +40,16 @@ __all__ = [
 ]
 
 
-def _http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise PydanticCustomError(
-            "http_url", "must be an http:// or https:// URL, got {got}", {"got": f'"{value}"'}
-        )
-    return value
-
-
-def _absolute_path(value: str) -> str:
-    if not value.startswith("/"):
-        raise PydanticCustomError(
-            "url_path", 'must start with "/", got {got}', {"got": f'"{value}"'}
-        )
-    return value
-
-
-def _lower(value: object) -> object:
-    return value.strip().lower() if isinstance(value, str) else value
-
-
 def _log_level(value: object) -> object:
-    value = _lower(value)
+    value = lower(value)
     return "warning" if value == "warn" else value
 
 
-_HttpUrl = Annotated[str, AfterValidator(_http_url)]
-_UrlPath = Annotated[str, AfterValidator(_absolute_path)]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 LogFormat = Literal["text", "json"]
 
 
-class _Section(BaseModel):
-    # Unknown keys are reported as warnings by the loader before validation; ignoring them
-    # here keeps direct `model_validate` calls just as tolerant.
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class RetryConfig(_Section):
+class RetryConfig(Section):
     """Exponential backoff between attempts of one request."""
 
     max_attempts: int = Field(default=_defaults.RETRY_MAX_ATTEMPTS, ge=1)
@@ -99,25 +71,25 @@ class RetryConfig(_Section):
         return self
 
 
-class CircuitBreakerConfig(_Section):
+class CircuitBreakerConfig(Section):
     """Stop calling a failing server for a while instead of piling on retries."""
 
     failure_threshold: int = Field(default=_defaults.BREAKER_FAILURE_THRESHOLD, ge=1)
     reset_timeout: Duration = _defaults.BREAKER_RESET_TIMEOUT
 
 
-class Credentials(_Section):
+class Credentials(Section):
     """Username and password for the login endpoint, when no static token is given."""
 
     username: str
     password: SecretStr
 
 
-class ClientConfig(_Section):
+class ClientConfig(Section):
     """How to reach and authenticate against the MFO server."""
 
-    base_url: _HttpUrl = _defaults.BASE_URL
-    auth_base_url: _HttpUrl | None = None
+    base_url: HttpUrl = _defaults.BASE_URL
+    auth_base_url: HttpUrl | None = None
     timeout: Duration = _defaults.TIMEOUT
     auth_token: SecretStr | None = None
     credentials: Credentials | None = None
@@ -133,28 +105,21 @@ class ClientConfig(_Section):
         return base.removesuffix("/api") + "/auth"
 
 
-class WebhookListenerConfig(_Section):
-    """Where the local HTTP listener accepts webhooks; port 0 picks any free port."""
-
-    host: str = _defaults.LISTENER_HOST
-    port: int = Field(default=_defaults.LISTENER_PORT, ge=0, le=65535)
-    path: _UrlPath = _defaults.LISTENER_PATH
-    secret_key: SecretStr | None = None
-
-
-class LoggingConfig(_Section):
+class LoggingConfig(Section):
     """Log verbosity and output format; `level` is case-insensitive and `warn` means `warning`."""
 
     level: Annotated[LogLevel, BeforeValidator(_log_level)] = _defaults.LOG_LEVEL
-    format: Annotated[LogFormat, BeforeValidator(_lower)] = _defaults.LOG_FORMAT
+    format: Annotated[LogFormat, BeforeValidator(lower)] = _defaults.LOG_FORMAT
 
 
-class Config(_Section):
+class Config(Section):
     """The whole configuration file. Every section is optional; an empty file means defaults."""
 
     client: ClientConfig = Field(default_factory=ClientConfig)
     webhook_listener: WebhookListenerConfig = Field(default_factory=WebhookListenerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
 
     _warnings: list[ConfigProblem] = PrivateAttr(default_factory=list)
 

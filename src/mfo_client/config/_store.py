@@ -1,0 +1,47 @@
+"""The `store` and `delivery` sections: where accepted events wait, and how they are forwarded."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from mfo_client.config import _defaults
+from mfo_client.config._base import Section
+from mfo_client.config._durations import Duration, format_duration
+
+__all__ = ["DeliveryConfig", "StoreConfig"]
+
+
+class StoreConfig(Section):
+    """The durable store. `sqlite` is embedded; `fsync: full` also survives power loss."""
+
+    backend: Literal["sqlite"] = "sqlite"
+    path: str = Field(default=_defaults.STORE_PATH, min_length=1)
+    fsync: Literal["normal", "full"] = "normal"
+    max_pending: int = Field(default=_defaults.STORE_MAX_PENDING, ge=1)
+    retention: Duration = _defaults.STORE_RETENTION
+
+
+class DeliveryConfig(Section):
+    """Forwarding to the MFO server: workers, attempts, and the growing delay between them."""
+
+    max_attempts: int = Field(default=_defaults.DELIVERY_MAX_ATTEMPTS, ge=1)
+    concurrency: int = Field(default=_defaults.DELIVERY_CONCURRENCY, ge=1, le=256)
+    lease_time: Duration = _defaults.DELIVERY_LEASE_TIME
+    initial_backoff: Duration = _defaults.DELIVERY_INITIAL_BACKOFF
+    max_backoff: Duration = _defaults.DELIVERY_MAX_BACKOFF
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> Self:
+        if self.max_backoff < self.initial_backoff:
+            raise PydanticCustomError(
+                "backoff_order",
+                "max_backoff ({max}) must not be less than initial_backoff ({initial})",
+                {
+                    "max": format_duration(self.max_backoff),
+                    "initial": format_duration(self.initial_backoff),
+                },
+            )
+        return self
