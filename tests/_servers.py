@@ -1,0 +1,69 @@
+"""Real servers for tests: an ASGI app under uvicorn in a background thread, on loopback.
+
+`run_devserver` is shared by the dev server's own tests and the API client tests, which need a
+real peer; `run_app` serves any ASGI app the same way.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from mfo_client.devserver import DevServerSettings, create_app
+
+__all__ = ["run_app", "run_devserver"]
+
+STARTUP_TIMEOUT = 10.0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
+    # without it every response waits out a delayed ACK (~40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@contextmanager
+def run_app(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve `app` until the block ends; yield its base URL (no trailing slash).
+
+    `port=0` picks any free port.
+    """
+    with _bind(host, port) as sock:
+        bound = sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
+        )
+        thread.start()
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while not server.started:
+                if not thread.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError("the server did not start")
+                time.sleep(0.01)
+            yield f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
+        finally:
+            server.should_exit = True
+            thread.join(STARTUP_TIMEOUT)
+
+
+@contextmanager
+def run_devserver(settings: DevServerSettings) -> Iterator[str]:
+    """Serve `create_app(settings)` on `settings.host` and `settings.port` (0: any free port);
+    yield its base URL."""
+    with run_app(create_app(settings), settings.host, settings.port) as url:
+        yield url
