@@ -10,7 +10,16 @@ import pytest
 import mfo_client
 from mfo_client.api import _errors
 
-PACKAGES = ["mfo_client", "mfo_client.api", "mfo_client.config", "mfo_client.devserver"]
+PACKAGES = [
+    "mfo_client",
+    "mfo_client.api",
+    "mfo_client.config",
+    "mfo_client.delivery",
+    "mfo_client.devserver",
+    "mfo_client.observability",
+    "mfo_client.webhook",
+    "mfo_client.webhook.schemes",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

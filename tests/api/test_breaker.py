@@ -89,3 +89,19 @@ def test_released_probe_frees_the_slot() -> None:
     breaker.before_call()
     breaker.release()  # e.g. the probing task was cancelled
     breaker.before_call()
+
+
+def test_wait_time_tells_queue_workers_how_long_to_wait() -> None:
+    clock = Clock()
+    breaker = _breaker(clock)
+    assert breaker.wait_time() == 0.0
+    for _ in range(3):
+        breaker.before_call()
+        breaker.record_failure()
+    assert breaker.wait_time() == pytest.approx(10.0)
+    clock.now += 4.0
+    assert breaker.wait_time() == pytest.approx(6.0)
+    clock.now += 6.0
+    assert breaker.wait_time() == 0.0  # half-open: the probe may go
+    breaker.before_call()
+    assert breaker.wait_time() == 1.0  # the probe is out; check back soon

@@ -63,6 +63,16 @@ class CircuitBreaker:
         if old is not state and self._on_change is not None:
             self._on_change(self.name, old, state)
 
+    def wait_time(self) -> float:
+        """Seconds until a call could get through (0 now); lets queue workers wait, not spin."""
+        with self._lock:
+            state = self._current_state()
+            if state is BreakerState.CLOSED:
+                return 0.0
+            if state is BreakerState.HALF_OPEN:
+                return 0.0 if not self._probe_in_flight else min(1.0, self.policy.reset_timeout)
+            return max(0.0, self.policy.reset_timeout - (self._clock() - self._opened_at))
+
     def before_call(self) -> None:
         """Let a call through, or raise CircuitOpenError without touching the network."""
         with self._lock:

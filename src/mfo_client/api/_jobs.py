@@ -96,8 +96,6 @@ class AsyncJobs:
     async def cancel(self, job_id: str) -> Job:
         return await self._client._request(_cancel(job_id))
 
-    async def wait(
-        self, job_id: str, timeout: float = 60.0, *, poll_interval: float = 0.25
-    ) -> Job:
+    async def wait(self, job_id: str, timeout: float = 60.0, *, poll_interval: float = 0.25) -> Job:
         """The job once final; JobWaitTimeoutError (carrying the last state) after `timeout`s."""
         return await self._client._run(_wait(self._client, job_id, timeout, poll_interval))

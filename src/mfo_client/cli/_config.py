@@ -9,14 +9,12 @@ import typer
 import yaml
 
 from mfo_client.cli._app import app
-from mfo_client.config import ConfigError, load_config
+from mfo_client.cli._common import load_or_exit
 
 config_app = typer.Typer(
     help="Check the configuration file and show the settings in effect.", no_args_is_help=True
 )
 app.add_typer(config_app, name="config")
-
-EXIT_INVALID = 2
 
 
 @config_app.command("check")
@@ -34,14 +32,5 @@ def check(
 
     Exits 2 if the configuration cannot be used, listing every problem on stderr.
     """
-    try:
-        config = load_config(file)
-    except ConfigError as exc:
-        for warning in exc.warnings:
-            typer.echo(f"warning: {warning}", err=True)
-        for problem in exc.problems:
-            typer.echo(f"error: {problem}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
-    for warning in config.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+    config = load_or_exit(file)
     typer.echo(yaml.safe_dump(config.redacted_dict(), sort_keys=False), nl=False)

@@ -67,6 +67,8 @@ def configure_logging(level: str = "info", fmt: Literal["text", "json"] | str = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    # httpx logs every request at info; the client's own hook reports what matters.
+    logging.getLogger("httpx").setLevel(max(numeric, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

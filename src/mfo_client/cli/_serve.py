@@ -1,0 +1,45 @@
+"""`mfo serve`: the main job (webhook listener and forwarders over the durable store)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mfo_client.cli._app import app
+from mfo_client.cli._common import EXIT_INVALID, ConfigOption, load_or_exit
+from mfo_client.delivery import StoreError
+from mfo_client.observability import configure_logging
+from mfo_client.service import serve as run_service
+from mfo_client.webhook import SourceError
+
+EXIT_CANNOT_LISTEN = 1
+
+
+@app.command("serve")
+def serve(
+    config: ConfigOption,
+    no_workers: Annotated[
+        bool, typer.Option("--no-workers", help="Run the listener only; forward nothing.")
+    ] = False,
+) -> None:
+    """Receive webhooks, store them durably, acknowledge, and forward them to the MFO server."""
+    cfg = load_or_exit(config)
+    configure_logging(cfg.logging.level, cfg.logging.format)
+    sources_text = ", ".join(
+        f"{s.path} ({s.name}, {s.scheme})" for s in cfg.webhook_listener.effective_sources()
+    )
+
+    def announce(url: str) -> None:
+        typer.echo(f"mfo serve listening on {url}: {sources_text}", err=True)
+        typer.echo(f"forwarding to {cfg.client.base_url}; store {cfg.store.path}", err=True)
+
+    try:
+        run_service(cfg, workers=not no_workers, on_ready=announce)
+    except (SourceError, StoreError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    except OSError as exc:
+        where = f"{cfg.webhook_listener.host}:{cfg.webhook_listener.port}"
+        typer.echo(f"error: cannot listen on {where}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(EXIT_CANNOT_LISTEN) from None

@@ -1,0 +1,26 @@
+"""Durable delivery of webhook events: the store interface, its backends and the dead letters.
+
+The listener hands each verified event to an `EventStore` and answers 202 only once it is
+committed; forwarders lease events from the store and settle each lease. `SQLiteStore` is the
+backend for one process; the interface names no backend, so others can follow.
+"""
+
+from __future__ import annotations
+
+from mfo_client.delivery._errors import StoreError, StoreFullError, StoreUnavailableError
+from mfo_client.delivery._models import Accepted, DeadLetter, IncomingEvent, Lease, OutboxStats
+from mfo_client.delivery._sqlite import SQLiteStore
+from mfo_client.delivery._store import EventStore
+
+__all__ = [
+    "Accepted",
+    "DeadLetter",
+    "EventStore",
+    "IncomingEvent",
+    "Lease",
+    "OutboxStats",
+    "SQLiteStore",
+    "StoreError",
+    "StoreFullError",
+    "StoreUnavailableError",
+]

@@ -1,0 +1,196 @@
+"""Forwarders: drain the outbox into the MFO server, once in effect, never losing an event.
+
+Each worker leases one due event, sends it with `events.send_event` (the event id is the
+Idempotency-Key, so a resend after a crash is applied once), then settles the lease:
+
+- accepted                               -> complete
+- 400, 404, 405, 409*, 410, 413, 422 ... -> dead letter at once (resending cannot help)
+- 5xx, 429, 408, connection, timeout     -> retry later with a growing, jittered delay
+- 401, 403                               -> retry later too: a bad token is fixed by config,
+                                            and the events must still be there afterwards
+- circuit open                           -> the lease goes back; workers wait out the breaker
+- `delivery.max_attempts` failures        -> dead letter with the last error
+
+(*) 409 is the server's "same key still in flight" answer, so it is retried, not dead-lettered.
+Idle workers sleep until the next event is due or the listener signals a new one, so an empty
+outbox costs no polling traffic and a new event starts moving at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+
+from mfo_client.api import (
+    APIConnectionError,
+    APIError,
+    AsyncMFOClient,
+    CircuitOpenError,
+    Event,
+)
+from mfo_client.delivery._models import Lease
+from mfo_client.delivery._store import EventStore
+
+__all__ = ["RETRY_LATER_STATUSES", "Forwarder", "ForwarderSettings"]
+
+_log = logging.getLogger("mfo_client.delivery")
+
+RETRY_LATER_STATUSES = frozenset({401, 403, 408, 409, 425, 429})
+_IDLE_WAIT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ForwarderSettings:
+    concurrency: int = 4
+    max_attempts: int = 20
+    lease_time: float = 60.0
+    initial_backoff: float = 1.0
+    max_backoff: float = 600.0
+
+    def redelivery_delay(self, attempts: int) -> float:
+        """Delay before the next try after `attempts` failures: doubling, capped, half-jittered."""
+        base: float = min(self.max_backoff, self.initial_backoff * 2.0 ** min(attempts - 1, 32))
+        return base / 2 + random.uniform(0, base / 2)  # noqa: S311 (jitter)
+
+
+class Forwarder:
+    """`concurrency` workers moving events from `store` to the MFO server through `client`."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        client: AsyncMFOClient,
+        settings: ForwarderSettings | None = None,
+        *,
+        owner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.settings = settings or ForwarderSettings()
+        self.owner = owner or f"forwarder-{uuid.uuid4().hex[:12]}"
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.delivered = 0
+        self.dead_lettered = 0
+
+    def notify(self) -> None:
+        """A new event was accepted: wake idle workers. Safe to call from the event loop only."""
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._work(n), name=f"{self.owner}-{n}")
+            for n in range(self.settings.concurrency)
+        ]
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let in-flight sends finish for up to `grace` seconds, then cancel the rest.
+
+        A cancelled send leaves its lease to expire; the next start releases it at once, and
+        the idempotency key keeps a resend from being applied twice.
+        """
+        self._stopping.set()
+        self._wakeup.set()
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _work(self, n: int) -> None:
+        while not self._stopping.is_set():
+            breaker = self.client._core.breaker
+            try:
+                breaker_wait = breaker.wait_time()
+                if breaker_wait > 0:
+                    await self._sleep(breaker_wait)
+                    continue
+                leases = await self.store.lease(self.owner, 1, self.settings.lease_time)
+                if not leases:
+                    await self._idle()
+                    continue
+                await self._deliver(leases[0])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a store hiccup must not kill the worker
+                _log.exception("forwarder worker %d failed; continuing in 1s", n)
+                await self._sleep(1.0)
+
+    async def _idle(self) -> None:
+        due = await self.store.next_due_in()
+        wait = _IDLE_WAIT if due is None else min(max(due, 0.0), _IDLE_WAIT)
+        if wait > 0:
+            await self._sleep(wait, wake_on_new=True)
+
+    async def _sleep(self, seconds: float, *, wake_on_new: bool = False) -> None:
+        waiters = [asyncio.ensure_future(self._stopping.wait())]
+        if wake_on_new:
+            self._wakeup.clear()
+            waiters.append(asyncio.ensure_future(self._wakeup.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _deliver(self, lease: Lease) -> None:
+        attempt = lease.attempts + 1
+        try:
+            event = Event.model_validate(lease.event)
+            await self.client.events.send_event(event, idempotency_key=lease.id)
+        except CircuitOpenError as exc:
+            await self.store.retry_later(lease, str(exc), exc.retry_in)
+            return
+        except APIError as exc:
+            if exc.status < 500 and exc.status not in RETRY_LATER_STATUSES:
+                await self._dead(lease, f"rejected by the MFO server: {exc}")
+                return
+            await self._failed(lease, attempt, str(exc))
+            return
+        except APIConnectionError as exc:
+            await self._failed(lease, attempt, str(exc))
+            return
+        except ValueError as exc:  # the stored event no longer validates: nothing will fix it
+            await self._dead(lease, f"invalid event: {exc}")
+            return
+        await self.store.complete(lease)
+        self.delivered += 1
+        _log.info(
+            "event forwarded: %s",
+            lease.id,
+            extra={"mfo": {"event_id": lease.id, "attempt": attempt, "source": lease.source}},
+        )
+
+    async def _failed(self, lease: Lease, attempt: int, error: str) -> None:
+        if attempt >= self.settings.max_attempts:
+            await self._dead(lease, f"gave up after {attempt} attempts: {error}")
+            return
+        delay = self.settings.redelivery_delay(attempt)
+        await self.store.retry_later(lease, error, delay)
+        _log.warning(
+            "event %s not forwarded (attempt %d): %s; next try in %.1fs",
+            lease.id,
+            attempt,
+            error,
+            delay,
+            extra={"mfo": {"event_id": lease.id, "attempt": attempt}},
+        )
+
+    async def _dead(self, lease: Lease, error: str) -> None:
+        await self.store.dead_letter(lease, error)
+        self.dead_lettered += 1
+        _log.error(
+            "event %s moved to the dead-letter queue: %s",
+            lease.id,
+            error,
+            extra={"mfo": {"event_id": lease.id, "source": lease.source}},
+        )

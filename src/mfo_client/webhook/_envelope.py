@@ -1,0 +1,84 @@
+"""From a verified request to the event that is stored and forwarded (the documented envelope).
+
+Two body shapes are understood. The seed format `{"type": ..., "payload": ...}` gives the event
+type and payload directly. Any other JSON body (a GitHub delivery, say) is kept whole as the
+payload, and the type comes from the source's event header (`X-GitHub-Event`) or else the
+body's `type` field. Where the event came from is recorded under `metadata.webhook`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from mfo_client.webhook._errors import IntakeError
+from mfo_client.webhook._sources import Source
+
+__all__ = ["build_event", "kept_headers"]
+
+_ALWAYS_KEPT = ("content-type", "user-agent", "x-request-id")
+
+
+def _is_seed_format(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("type"), str) and "payload" in body
+
+
+def build_event(
+    source: Source,
+    body: Any,
+    headers: Mapping[str, str],
+    received_at: float,
+    signed: bool,
+) -> tuple[dict[str, Any], str | None]:
+    """The event (MFO wire shape, JSON-ready) and the provider's delivery id, if any."""
+    provider_event = headers.get(source.type_header) if source.type_header else None
+    delivery_id = headers.get(source.delivery_header) if source.delivery_header else None
+    if delivery_id is None and source.scheme == "stripe" and isinstance(body, dict):
+        delivery_id = body.get("id") if isinstance(body.get("id"), str) else None
+    if _is_seed_format(body):
+        event_type: str = body["type"]
+        payload = body["payload"]
+    else:
+        payload = body
+        field = body.get("type") if isinstance(body, dict) else None
+        if provider_event:
+            event_type = provider_event
+        elif isinstance(field, str) and field:
+            event_type = field
+        else:
+            where = f"no {source.type_header} header and " if source.type_header else ""
+            raise IntakeError(
+                400,
+                "unknown_event_type",
+                f'cannot tell the event type: {where}no "type" field in the body; send '
+                '{"type": ..., "payload": ...}',
+            )
+    if not event_type.strip() or len(event_type) > 256:
+        raise IntakeError(400, "bad_event_type", "event type must be 1 to 256 characters")
+    received = datetime.fromtimestamp(received_at, UTC).isoformat()
+    event = {
+        "id": delivery_id or str(uuid.uuid4()),
+        "type": event_type,
+        "payload": payload,
+        "timestamp": received,
+        "source": source.name,
+        "metadata": {
+            "webhook": {
+                "source": source.name,
+                "delivery_id": delivery_id,
+                "received_at": received,
+                "provider_event": provider_event,
+                "scheme": source.scheme,
+                "verified": signed,
+            }
+        },
+    }
+    return event, delivery_id
+
+
+def kept_headers(source: Source, headers: Mapping[str, str]) -> dict[str, str]:
+    """The request headers stored with the raw body: enough to audit, no signatures."""
+    names = [*_ALWAYS_KEPT, source.type_header, source.delivery_header]
+    return {n.lower(): headers[n] for n in names if n is not None and n in headers}

@@ -1,0 +1,69 @@
+"""Sources at run time: a configured source turned into a verifier and intake rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mfo_client.config import SourceConfig
+from mfo_client.webhook.schemes import HmacSpec, SchemeConfigError, Verifier, build_verifier
+
+__all__ = ["Source", "SourceError", "build_sources"]
+
+
+class SourceError(ValueError):
+    """A source that cannot be served; the message names the source and what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    name: str
+    path: str
+    verifier: Verifier
+    max_body_size: int
+    type_header: str | None
+    delivery_header: str | None
+
+    @property
+    def scheme(self) -> str:
+        return self.verifier.scheme
+
+
+def build_source(config: SourceConfig) -> Source:
+    hmac = None
+    if config.hmac is not None:
+        hmac = HmacSpec(
+            header=config.hmac.header,
+            algorithm=config.hmac.algorithm,
+            encoding=config.hmac.encoding,
+            prefix=config.hmac.prefix,
+            timestamp_header=config.hmac.timestamp_header,
+            signed_content=config.hmac.signed_content,
+        )
+    try:
+        verifier = build_verifier(
+            config.scheme,
+            [s.get_secret_value() for s in config.all_secrets],
+            tolerance=config.tolerance.total_seconds(),
+            hmac=hmac,
+        )
+    except SchemeConfigError as exc:
+        raise SourceError(f'webhook source "{config.name}" ({config.path}): {exc}') from None
+    return Source(
+        name=config.name,
+        path=config.path,
+        verifier=verifier,
+        max_body_size=int(config.max_body_size),
+        type_header=config.type_header,
+        delivery_header=config.delivery_header,
+    )
+
+
+def build_sources(configs: list[SourceConfig]) -> list[Source]:
+    """Every source, or SourceError when there is none or one cannot be built (fail closed)."""
+    if not configs:
+        raise SourceError(
+            "no webhook source is configured: set webhook_listener.secret_key (the default "
+            "GitHub-signed source at webhook_listener.path) or list webhook_listener.sources; "
+            'unsigned intake needs a source with scheme "none"'
+        )
+    return [build_source(c) for c in configs]
