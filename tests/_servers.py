@@ -15,9 +15,11 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
+from mfo_client.config import Config
 from mfo_client.devserver import DevServerSettings, create_app
+from mfo_client.service import Service
 
-__all__ = ["run_app", "run_devserver"]
+__all__ = ["run_app", "run_devserver", "run_service"]
 
 STARTUP_TIMEOUT = 10.0
 
@@ -67,3 +69,13 @@ def run_devserver(settings: DevServerSettings) -> Iterator[str]:
     yield its base URL."""
     with run_app(create_app(settings), settings.host, settings.port) as url:
         yield url
+
+
+@contextmanager
+def run_service(config: Config, *, workers: bool = True) -> Iterator[tuple[str, Service]]:
+    """Serve the main job (listener + forwarders) of `config`; yield its base URL and the
+    running `Service` (its store, forwarder and client are live in the server's thread)."""
+    service = Service(config, workers=workers)
+    listener = config.webhook_listener
+    with run_app(service.app, listener.host, listener.port) as url:
+        yield url, service

@@ -8,8 +8,9 @@ serve; on shutdown stop intake first, let in-flight sends finish, close the stor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import uvicorn
@@ -69,7 +70,9 @@ class Service:
             Forwarder(self.store, self.client, forwarder_settings(config)) if workers else None
         )
         notify = self.forwarder.notify if self.forwarder is not None else None
-        self.app = create_webhook_app(self.sources, self.store, on_accepted=notify)
+        self.app = create_webhook_app(
+            self.sources, self.store, on_accepted=notify, lifespan=self.lifespan
+        )
         self._pruner: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -94,6 +97,15 @@ class Service:
             await self.forwarder.stop()
         await self.client.aclose()
         await self.store.close()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: object) -> AsyncIterator[None]:
+        """start/stop as an ASGI lifespan, for running `app` under any ASGI server."""
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
 
     async def _prune_periodically(self) -> None:
         while True:
