@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from tests._servers import run_devserver
 
 from mfo_client.devserver import DevServerSettings
+from tests._servers import run_devserver
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -7,10 +7,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from tests.api.conftest import PASSWORD, USER, Server, start
 
 from mfo_client import AsyncMFOClient, AuthenticationError, MFOClient, PasswordLoginAuth
 from mfo_client.api import CircuitBreakerRegistry
+from tests.api.conftest import PASSWORD, USER, Server, start
 
 
 def _login(server: Server, password: str = PASSWORD) -> PasswordLoginAuth:

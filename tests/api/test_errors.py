@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 
 import pytest
-from tests.api.conftest import TOKEN, Attempts, Server
 
 from mfo_client import (
     APIConnectionError,
@@ -22,6 +21,7 @@ from mfo_client import (
     UnprocessableEntityError,
 )
 from mfo_client.api import CircuitBreakerRegistry, RetryPolicy, status_error_class
+from tests.api.conftest import TOKEN, Attempts, Server
 
 ONE_TRY = RetryPolicy(max_attempts=1)
 

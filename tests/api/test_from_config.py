@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from tests.api.conftest import PASSWORD, TOKEN, USER, Attempts, Server
 
 from mfo_client import AsyncMFOClient, MFOClient, PasswordLoginAuth, ServerError, StaticTokenAuth
 from mfo_client.api import CircuitBreakerRegistry
 from mfo_client.config import Config
+from tests.api.conftest import PASSWORD, TOKEN, USER, Attempts, Server
 
 
 def test_token_config_reaches_the_server(

@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import pytest
-from tests.api.conftest import TOKEN, Attempts, Server
 
 from mfo_client import (
     AsyncMFOClient,
@@ -19,6 +18,7 @@ from mfo_client import (
     ServerError,
 )
 from mfo_client.api import BreakerState, CircuitBreakerRegistry
+from tests.api.conftest import TOKEN, Attempts, Server
 
 POST_EVENTS = "POST /api/events"
 

@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from tests.api.conftest import TOKEN, Server
 
 from mfo_client import AsyncMFOClient, Event, JobStatus, JobWaitTimeoutError, MFOClient
 from mfo_client.api import CircuitBreakerRegistry
+from tests.api.conftest import TOKEN, Server
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from tests._servers import run_devserver
 
 from mfo_client.devserver import DevServerSettings
+from tests._servers import run_devserver
 
 TOKEN = "test-token"
 USER, PASSWORD = "alice", "wonderland"

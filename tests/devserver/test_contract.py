@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import settings
+
 from tests._servers import run_devserver
 from tests.devserver.conftest import TOKEN
 from tests.devserver.conftest import settings as server_settings

@@ -6,6 +6,7 @@ import time
 
 import httpx
 import pytest
+
 from tests._servers import run_devserver
 from tests.devserver.conftest import TOKEN, error_code, settings
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from tests.devserver.conftest import error_code
 
 from mfo_client.devserver._store import Store
+from tests.devserver.conftest import error_code
 
 
 def test_request_id_is_echoed(api: httpx.Client) -> None:

@@ -12,11 +12,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from tests._servers import run_app
-from tests.devserver.conftest import error_code
 
 from mfo_client.devserver._idempotency import IdempotencyMiddleware
 from mfo_client.devserver._store import Store
+from tests._servers import run_app
+from tests.devserver.conftest import error_code
 
 
 def _post(api: httpx.Client, path: str, json: object, key: str) -> httpx.Response:

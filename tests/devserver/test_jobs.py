@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import httpx
+
 from tests.devserver.conftest import error_code
 
 POLL_TIMEOUT = 5.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+
 from tests._servers import run_devserver
 from tests.devserver.conftest import PASSWORD, TOKEN, USER, settings
 
