@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 HOST ?= 127.0.0.1
-PORT ?= 8081
+MFO_PORT ?= 8081
+CONFIG ?= examples/config.yaml
 
-.PHONY: install install-dev run test lint typecheck unit bench lock clean
+.PHONY: install install-dev run dev-server test lint typecheck unit bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is needed" or 0)'
@@ -24,16 +25,25 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
-## run: the main job on its embedded defaults (for now: the reference MFO server)
+## run: the main job on its embedded defaults: the reference MFO server on :8081 and
+## `mfo serve` (listener on :8080) forwarding to it, with examples/config.yaml
 run: install
-	$(BIN)/mfo dev-server --host $(HOST) --port $(PORT)
+	@mkdir -p .mfo
+	@trap 'kill $$dev 2>/dev/null; wait $$dev 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/mfo dev-server --host $(HOST) --port $(MFO_PORT) --db .mfo/dev-server.db & dev=$$!; \
+	echo "Send an event:  $(BIN)/python examples/send_event.py"; \
+	$(BIN)/mfo serve --config $(CONFIG)
+
+## dev-server: only the reference MFO server
+dev-server: install
+	$(BIN)/mfo dev-server --host $(HOST) --port $(MFO_PORT)
 
 ## test: lint, types and the test suite
 test: install-dev lint typecheck unit
 
 lint: install-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: install-dev
 	$(BIN)/mypy src/mfo_client
@@ -43,6 +53,7 @@ unit: install-dev
 
 bench: install-dev
 	$(BIN)/python bench/client_overhead.py
+	$(BIN)/python bench/intake.py
 
 ## lock: re-resolve the newest allowed versions into constraints.txt
 lock: $(BIN)/python
