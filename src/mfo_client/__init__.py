@@ -5,6 +5,8 @@ The names here are the supported public API; everything else may change between 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
 from mfo_client.api import (
@@ -41,6 +43,19 @@ from mfo_client.api import (
     StoredEvent,
     UnprocessableEntityError,
 )
+from mfo_client.config import Config, load_config
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+
+def create_app(config: Config, *, workers: bool = True) -> Starlette:
+    """`mfo serve` as an ASGI app for a server of your own (imported on first use, so that
+    `import mfo_client` stays light for scripts that only use the API client)."""
+    from mfo_client.service import create_app as _create_app
+
+    return _create_app(config, workers=workers)
+
 
 __all__ = [
     "APIConnectionError",
@@ -55,6 +70,7 @@ __all__ = [
     "ChatMessage",
     "CircuitBreakerPolicy",
     "CircuitOpenError",
+    "Config",
     "ConflictError",
     "Event",
     "EventReceipt",
@@ -76,4 +92,6 @@ __all__ = [
     "StoredEvent",
     "UnprocessableEntityError",
     "__version__",
+    "create_app",
+    "load_config",
 ]

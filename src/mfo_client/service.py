@@ -10,19 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from mfo_client._net import bind_socket, url_for
 from mfo_client.api import AsyncMFOClient
 from mfo_client.config import Config
 from mfo_client.delivery import EventStore, SQLiteStore
 from mfo_client.delivery._forwarder import Forwarder, ForwarderSettings
+from mfo_client.observability import CONTENT_TYPE_LATEST, Metrics
 from mfo_client.webhook import build_sources, create_webhook_app
 
-__all__ = ["Service", "build_store", "forwarder_settings", "serve"]
+__all__ = ["Service", "build_store", "create_app", "forwarder_settings", "serve"]
 
 _log = logging.getLogger("mfo_client.service")
 _PRUNE_EVERY = 3600.0
@@ -66,14 +73,37 @@ class Service:
         self.sources = build_sources(list(config.webhook_listener.effective_sources()))
         self.store = build_store(config)
         self.client = AsyncMFOClient.from_config(config)
+        self.metrics = Metrics()
         self.forwarder = (
-            Forwarder(self.store, self.client, forwarder_settings(config)) if workers else None
+            Forwarder(self.store, self.client, forwarder_settings(config), metrics=self.metrics)
+            if workers
+            else None
         )
         notify = self.forwarder.notify if self.forwarder is not None else None
+        metrics_cfg = config.metrics
+        self.metrics_app = Starlette(routes=[Route(metrics_cfg.path, self._metrics_endpoint)])
+        on_listener = metrics_cfg.enabled and metrics_cfg.port is None
         self.app = create_webhook_app(
-            self.sources, self.store, on_accepted=notify, lifespan=self.lifespan
+            self.sources,
+            self.store,
+            on_accepted=notify,
+            lifespan=self.lifespan,
+            metrics=self.metrics,
+            readiness=self._readiness,
+            extra_routes=[Route(metrics_cfg.path, self._metrics_endpoint)] if on_listener else [],
         )
         self._pruner: asyncio.Task[None] | None = None
+
+    def _readiness(self) -> dict[str, Any]:
+        breaker = self.client._core.breaker
+        return {"mfo_server": {"url": self.client.base_url, "breaker": breaker.state.value}}
+
+    async def _metrics_endpoint(self, _request: Request) -> Response:
+        stats = await self.store.stats()
+        self.metrics.set_outbox(stats.pending, stats.in_flight, stats.delivered, stats.dead)
+        breaker = self.client._core.breaker
+        self.metrics.set_breaker(breaker.name, breaker.state.value)
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def start(self) -> None:
         """Open the store (releasing a crashed predecessor's leases) and start forwarding."""
@@ -118,35 +148,73 @@ class Service:
             await asyncio.sleep(_PRUNE_EVERY)
 
 
+def create_app(config: Config, *, workers: bool = True) -> Starlette:
+    """The main job as an ASGI app, for running under a server of your own (its lifespan opens
+    the store and starts the forwarders)."""
+    return Service(config, workers=workers).app
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: `serve` handles signals once for all servers,
+    and exits 0 after a graceful stop (uvicorn re-raises the signal, exiting -15)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _uvicorn(app: Starlette, config: Config) -> _Server:
+    listener = config.webhook_listener
+    return _Server(
+        uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=15,
+            proxy_headers=listener.proxy_headers,
+            forwarded_allow_ips=list(listener.forwarded_allow_ips),
+            root_path=listener.root_path,
+        )
+    )
+
+
 def serve(
     config: Config, *, workers: bool = True, on_ready: Callable[[str], None] | None = None
 ) -> None:
     """Run the main job in the foreground until SIGINT/SIGTERM.
 
     The store is opened before the port is served, so a store that cannot be used stops the
-    start with its own error instead of a listener that refuses everything.
+    start with its own error instead of a listener that refuses everything. On a signal,
+    intake stops, requests in progress finish, forwarders hand back what they hold, and the
+    store is closed.
     """
     service = Service(config, workers=workers)
-    listener = config.webhook_listener
+    listener, metrics = config.webhook_listener, config.metrics
     sock = bind_socket(listener.host, listener.port)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            service.app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=15,
-        )
-    )
+    servers = [(_uvicorn(service.app, config), sock)]
+    if metrics.enabled and metrics.port is not None:
+        metrics_sock = bind_socket(metrics.host or listener.host, metrics.port)
+        servers.append((_uvicorn(service.metrics_app, config), metrics_sock))
+
+    def on_signal(sig: signal.Signals) -> None:
+        for server, _ in servers:
+            if server.should_exit and sig is signal.SIGINT:
+                server.force_exit = True  # a second Ctrl-C: stop waiting for requests
+            server.should_exit = True
 
     async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal, sig)
         await service.start()
         try:
             if on_ready is not None:
                 on_ready(url_for(listener.host, sock.getsockname()[1]))
-            await server.serve(sockets=[sock])
+            await asyncio.gather(*(server.serve(sockets=[s]) for server, s in servers))
         finally:
             await service.stop()
-            sock.close()
+            for _, s in servers:
+                s.close()
 
     asyncio.run(main())

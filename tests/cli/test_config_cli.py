@@ -37,6 +37,9 @@ EXPECTED_SEED_OUTPUT = {
         "secret_key": "***",
         "max_body_size": 26214400,
         "sources": [],
+        "proxy_headers": False,
+        "forwarded_allow_ips": ["127.0.0.1"],
+        "root_path": "",
     },
     "logging": {"level": "info", "format": "text"},
     "store": {
@@ -53,6 +56,7 @@ EXPECTED_SEED_OUTPUT = {
         "initial_backoff": "1s",
         "max_backoff": "10m",
     },
+    "metrics": {"enabled": True, "path": "/metrics", "host": None, "port": None},
 }
 
 

@@ -38,6 +38,9 @@ def test_redacted_dict_of_the_seed_file(seed_path: Path) -> None:
             "secret_key": "***",
             "max_body_size": 26214400,
             "sources": [],
+            "proxy_headers": False,
+            "forwarded_allow_ips": ["127.0.0.1"],
+            "root_path": "",
         },
         "logging": {"level": "info", "format": "text"},
         "store": {
@@ -54,6 +57,7 @@ def test_redacted_dict_of_the_seed_file(seed_path: Path) -> None:
             "initial_backoff": "1s",
             "max_backoff": "10m",
         },
+        "metrics": {"enabled": True, "path": "/metrics", "host": None, "port": None},
     }
 
 

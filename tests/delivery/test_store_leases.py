@@ -166,3 +166,15 @@ async def test_a_killed_server_leaves_nothing_stuck(tmp_path: Path) -> None:
     async with SQLiteStore(path) as store:
         leases = await store.lease("w", 10, 30)
     assert [(lease.id, lease.attempts) for lease in leases] == [("e0", 0), ("e1", 0)]
+
+
+async def test_release_gives_the_lease_back_without_counting_an_attempt(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "outbox.db") as store:
+        await store.accept(incoming("evt-r"))
+        (first,) = await store.lease("w1", 1, 60)
+        await store.release(first)
+        (again,) = await store.lease("w2", 1, 60)
+        assert again.id == "evt-r"
+        assert again.attempts == 0
+        await store.complete(first)  # the old token no longer settles anything
+        assert (await store.stats()).delivered == 0

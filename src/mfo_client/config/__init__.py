@@ -13,6 +13,7 @@ from mfo_client.config._errors import ConfigError, ConfigProblem
 from mfo_client.config._listener import (
     SCHEMES,
     HmacSchemeConfig,
+    MetricsConfig,
     SourceConfig,
     WebhookListenerConfig,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "Duration",
     "HmacSchemeConfig",
     "LoggingConfig",
+    "MetricsConfig",
     "RetryConfig",
     "SourceConfig",
     "StoreConfig",

@@ -19,6 +19,7 @@ from mfo_client.config._durations import Duration
 __all__ = [
     "SCHEMES",
     "HmacSchemeConfig",
+    "MetricsConfig",
     "SourceConfig",
     "WebhookListenerConfig",
 ]
@@ -118,6 +119,18 @@ class SourceConfig(Section):
         return self.delivery_id_header or _DELIVERY_HEADER.get(self.scheme)
 
 
+class MetricsConfig(Section):
+    """Prometheus metrics: on the webhook port by default, or on a port of their own so they
+    are not exposed where webhooks arrive."""
+
+    enabled: bool = True
+    path: UrlPath = "/metrics"
+    host: str | None = None
+    """Defaults to the listener's host."""
+    port: int | None = Field(default=None, ge=0, le=65535)
+    """None: served on the webhook port."""
+
+
 class WebhookListenerConfig(Section):
     """Where the local HTTP listener accepts webhooks; port 0 picks any free port."""
 
@@ -127,6 +140,11 @@ class WebhookListenerConfig(Section):
     secret_key: SecretStr | None = None
     max_body_size: ByteSize = ByteSize(_defaults.MAX_BODY_SIZE)
     sources: tuple[SourceConfig, ...] = ()
+    proxy_headers: bool = False
+    """Trust X-Forwarded-For/-Proto from `forwarded_allow_ips` (behind a reverse proxy)."""
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
+    root_path: str = ""
+    """The prefix a reverse proxy serves the listener under and strips, e.g. "/mfo"."""
 
     @model_validator(mode="after")
     def _unique_sources(self) -> Self:

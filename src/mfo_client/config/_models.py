@@ -23,7 +23,7 @@ from mfo_client.config import _defaults
 from mfo_client.config._base import HttpUrl, Section, lower
 from mfo_client.config._durations import Duration, format_duration
 from mfo_client.config._errors import ConfigProblem
-from mfo_client.config._listener import WebhookListenerConfig
+from mfo_client.config._listener import MetricsConfig, WebhookListenerConfig
 from mfo_client.config._loader import load_data, load_file
 from mfo_client.config._redact import redact
 from mfo_client.config._store import DeliveryConfig, StoreConfig
@@ -120,6 +120,7 @@ class Config(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     _warnings: list[ConfigProblem] = PrivateAttr(default_factory=list)
 

@@ -8,6 +8,7 @@ backend for one process; the interface names no backend, so others can follow.
 from __future__ import annotations
 
 from mfo_client.delivery._errors import StoreError, StoreFullError, StoreUnavailableError
+from mfo_client.delivery._forwarder import Forwarder, ForwarderSettings
 from mfo_client.delivery._models import Accepted, DeadLetter, IncomingEvent, Lease, OutboxStats
 from mfo_client.delivery._sqlite import SQLiteStore
 from mfo_client.delivery._store import EventStore
@@ -16,6 +17,8 @@ __all__ = [
     "Accepted",
     "DeadLetter",
     "EventStore",
+    "Forwarder",
+    "ForwarderSettings",
     "IncomingEvent",
     "Lease",
     "OutboxStats",

@@ -8,7 +8,8 @@ Idempotency-Key, so a resend after a crash is applied once), then settles the le
 - 5xx, 429, 408, connection, timeout     -> retry later with a growing, jittered delay
 - 401, 403                               -> retry later too: a bad token is fixed by config,
                                             and the events must still be there afterwards
-- circuit open                           -> the lease goes back; workers wait out the breaker
+- circuit open                           -> the lease goes back uncounted; workers wait it out
+- shutdown mid-send                      -> the lease goes back uncounted
 - `delivery.max_attempts` failures        -> dead letter with the last error
 
 (*) 409 is the server's "same key still in flight" answer, so it is retried, not dead-lettered.
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -34,6 +36,7 @@ from mfo_client.api import (
 )
 from mfo_client.delivery._models import Lease
 from mfo_client.delivery._store import EventStore
+from mfo_client.observability import Metrics
 
 __all__ = ["RETRY_LATER_STATUSES", "Forwarder", "ForwarderSettings"]
 
@@ -67,7 +70,9 @@ class Forwarder:
         settings: ForwarderSettings | None = None,
         *,
         owner: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.store = store
         self.client = client
         self.settings = settings or ForwarderSettings()
@@ -142,13 +147,23 @@ class Forwarder:
             for waiter in waiters:
                 waiter.cancel()
 
+    def _count(self, outcome: str, seconds: float | None = None) -> None:
+        if self.metrics is not None:
+            self.metrics.delivery(outcome, seconds)
+
     async def _deliver(self, lease: Lease) -> None:
         attempt = lease.attempts + 1
+        started = time.perf_counter()
         try:
             event = Event.model_validate(lease.event)
             await self.client.events.send_event(event, idempotency_key=lease.id)
+        except asyncio.CancelledError:
+            # Shutting down mid-send: hand the event back now rather than at the lease's end.
+            await self.store.release(lease)
+            raise
         except CircuitOpenError as exc:
-            await self.store.retry_later(lease, str(exc), exc.retry_in)
+            await self.store.release(lease, exc.retry_in)
+            self._count("released")
             return
         except APIError as exc:
             if exc.status < 500 and exc.status not in RETRY_LATER_STATUSES:
@@ -164,6 +179,7 @@ class Forwarder:
             return
         await self.store.complete(lease)
         self.delivered += 1
+        self._count("delivered", time.perf_counter() - started)
         _log.info(
             "event forwarded: %s",
             lease.id,
@@ -176,6 +192,7 @@ class Forwarder:
             return
         delay = self.settings.redelivery_delay(attempt)
         await self.store.retry_later(lease, error, delay)
+        self._count("retry")
         _log.warning(
             "event %s not forwarded (attempt %d): %s; next try in %.1fs",
             lease.id,
@@ -188,6 +205,7 @@ class Forwarder:
     async def _dead(self, lease: Lease, error: str) -> None:
         await self.store.dead_letter(lease, error)
         self.dead_lettered += 1
+        self._count("dead")
         _log.error(
             "event %s moved to the dead-letter queue: %s",
             lease.id,

@@ -222,6 +222,12 @@ class SQLiteStore(EventStore):
             write=True,
         )
 
+    async def release(self, lease: Lease, delay: float = 0.0) -> None:
+        due_at = self._clock() + delay
+        await self._call(
+            lambda tx: ops.release(tx, lease.id, lease.token, due_at=due_at), write=True
+        )
+
     async def dead_letter(self, lease: Lease, error: str) -> None:
         now = self._clock()
         await self._call(

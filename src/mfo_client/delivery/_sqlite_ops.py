@@ -143,6 +143,15 @@ def retry_later(tx: Tx, id_: str, token: str, error: str, *, due_at: float) -> N
     )
 
 
+def release(tx: Tx, id_: str, token: str, *, due_at: float) -> None:
+    """Give a lease back unsettled: no attempt is counted (shutdown, an open breaker)."""
+    tx.conn.execute(
+        """UPDATE work SET due_at = ?, lease_owner = NULL, lease_token = NULL
+           WHERE id = ? AND lease_token = ? AND state = 'pending'""",
+        (due_at, id_, token),
+    )
+
+
 def dead_letter(tx: Tx, id_: str, token: str, error: str, *, now: float) -> None:
     cursor = tx.conn.execute(
         """INSERT INTO dead_letters (id, kind, event_id, attempts, last_error, failed_at, args)

@@ -52,6 +52,10 @@ class EventStore(Protocol):
         """Count a failed attempt and make the event due again after `delay` seconds."""
         ...
 
+    async def release(self, lease: Lease, delay: float = 0.0) -> None:
+        """Give the lease back without counting an attempt; due again after `delay` seconds."""
+        ...
+
     async def dead_letter(self, lease: Lease, error: str) -> None:
         """Count a failed attempt and move the event to the dead-letter table."""
         ...

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from mfo_client.delivery import (
@@ -24,6 +26,7 @@ from mfo_client.delivery import (
     StoreFullError,
     StoreUnavailableError,
 )
+from mfo_client.observability import Metrics
 from mfo_client.webhook._body import ClientGoneError, decode_body, read_body
 from mfo_client.webhook._envelope import build_event, kept_headers
 from mfo_client.webhook._errors import IntakeError, error_response
@@ -45,11 +48,13 @@ class IntakeEndpoint:
         *,
         on_accepted: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.source = source
         self.store = store
         self.on_accepted = on_accepted
         self.clock = clock
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -64,6 +69,8 @@ class IntakeEndpoint:
                 extra={"mfo": {"source": self.source.name, "status": exc.status, "code": exc.code}},
             )
             response = error_response(exc)
+        if self.metrics is not None:
+            self.metrics.request(self.source.name, response.status_code)
         await response(scope, receive, send)
 
     async def _handle(self, scope: Scope, receive: Receive) -> Response:
@@ -82,7 +89,11 @@ class IntakeEndpoint:
         try:
             verified = source.verifier.verify(headers, raw, received_at)
         except SignatureError as exc:
-            code = "stale_timestamp" if "timestamp" in exc.reason else "invalid_signature"
+            if self.metrics is not None:
+                self.metrics.verification_failed(source.name, exc.reason)
+            # A late (or early) but genuine delivery is told apart from a forgery.
+            timing = exc.reason in ("stale_timestamp", "future_timestamp")
+            code = exc.reason if timing else "invalid_signature"
             raise IntakeError(401, code, exc.message) from None
         body = decode_body(raw, headers.get("content-type"))
         event, delivery_id = build_event(
@@ -141,6 +152,9 @@ def create_webhook_app(
     on_accepted: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.time,
     lifespan: Callable[[Starlette], object] | None = None,
+    metrics: Metrics | None = None,
+    readiness: Callable[[], dict[str, Any]] | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The listener: `POST <source.path>` for each source, `GET /healthz` and `GET /readyz`."""
 
@@ -148,15 +162,38 @@ def create_webhook_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
+        extra = readiness() if readiness is not None else {}
         if await store.healthy():
-            return JSONResponse({"status": "ready"})
+            return JSONResponse({"status": "ready", **extra})
         return JSONResponse(
-            {"status": "unavailable", "reason": "the event store cannot write"}, status_code=503
+            {"status": "unavailable", "reason": "the event store cannot write", **extra},
+            status_code=503,
         )
 
-    routes = [
-        Route(s.path, IntakeEndpoint(s, store, on_accepted=on_accepted, clock=clock))
+    routes: list[BaseRoute] = [
+        Route(
+            s.path, IntakeEndpoint(s, store, on_accepted=on_accepted, clock=clock, metrics=metrics)
+        )
         for s in sources
     ]
-    routes += [Route("/healthz", healthz), Route("/readyz", readyz)]
-    return Starlette(routes=routes, lifespan=lifespan)  # type: ignore[arg-type]
+    routes += [Route("/healthz", healthz), Route("/readyz", readyz), *extra_routes]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,  # type: ignore[arg-type]
+        exception_handlers={HTTPException: _routing_error},
+    )
+
+
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no route for the path, a method a route does not take) in the
+    same JSON shape as the intake's, so a sender with a wrong URL is told so."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        error = IntakeError(404, "not_found", f"no webhook source listens on {request.url.path}")
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed here"
+        error = IntakeError(405, "method_not_allowed", message, headers)
+    else:
+        error = IntakeError(exc.status_code, "bad_request", exc.detail, headers)
+    return error_response(error)
