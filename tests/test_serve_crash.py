@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -184,3 +185,52 @@ def test_kill_9_while_sends_are_in_flight_redelivers_each_event_once(setup: Setu
     stored = setup.wait_all_stored(accepted)
     assert sorted(stored) == sorted(accepted)
     assert len(stored) == len(set(stored))
+
+
+def test_kill_9_midway_through_2000_concurrent_deliveries_loses_none(setup: Setup) -> None:
+    setup.mfo_server()
+    serve = setup.serve()
+    url = f"http://127.0.0.1:{setup.listen_port}/webhook"
+    total, kill_after = 2000, 1000
+    accepted: set[str] = set()
+    attempted: set[str] = set()
+
+    async def sender(queue: asyncio.Queue[int], http: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            n = queue.get_nowait()
+            body = json.dumps({"type": "order_paid", "payload": {"n": n}}).encode()
+            digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+            attempted.add(f"delivery-{n}")
+            try:
+                response = await http.post(
+                    url,
+                    content=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-Hub-Signature-256": f"sha256={digest}",
+                        "X-GitHub-Delivery": f"delivery-{n}",
+                    },
+                )
+            except httpx.TransportError:
+                continue  # the listener is dead: not acknowledged, so not promised
+            if response.status_code == 202:
+                accepted.add(response.json()["id"])
+            if len(accepted) == kill_after and serve.poll() is None:
+                serve.send_signal(signal.SIGKILL)
+
+    async def drive() -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for n in range(total):
+            queue.put_nowait(n)
+        limits = httpx.Limits(max_connections=32)
+        async with httpx.AsyncClient(limits=limits, timeout=10) as http:
+            await asyncio.gather(*(sender(queue, http) for _ in range(32)))
+
+    asyncio.run(drive())
+    serve.wait(10)
+    assert kill_after <= len(accepted) < total  # the kill landed midway
+    setup.serve()
+    stored = setup.wait_all_stored(accepted, timeout=120)
+    assert accepted <= set(stored)  # every acknowledged event arrived ...
+    assert len(stored) == len(set(stored))  # ... once
+    assert set(stored) <= attempted  # and nothing that was never sent
