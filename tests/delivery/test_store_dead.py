@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mfo_client.delivery import Accepted, DeadLetter, IncomingEvent, SQLiteStore
+from mfo_client.delivery import Accepted, DeadLetter, IncomingEvent, SQLiteStore, StoreError
 
 T0 = 1_700_000_000.0
 DAY = 86400.0
@@ -91,7 +91,7 @@ async def test_dead_letters_are_listed_in_pages(tmp_path: Path, clock: Clock) ->
         second = await store.list_dead(limit=2, after=first[-1].id)
         last = await store.list_dead(limit=2, after=second[-1].id)
         everything = await store.list_dead()
-        with pytest.raises(ValueError, match="list again from the start"):
+        with pytest.raises(StoreError, match="list again from the start"):
             await store.list_dead(after="unknown")
     assert [d.id for d in first + second + last] == ["e0", "e1", "e2", "e3", "e4"]
     assert [d.last_error for d in everything] == [f"422 for e{i}" for i in range(5)]

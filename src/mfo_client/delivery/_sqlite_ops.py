@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, NamedTuple
 
-from mfo_client.delivery._errors import StoreFullError
+from mfo_client.delivery._errors import StoreError, StoreFullError
 from mfo_client.delivery._sqlite_schema import migrate
 from mfo_client.delivery._sqlite_writer import Tx
 
@@ -196,7 +196,7 @@ def list_dead(tx: Tx, limit: int, after: str | None) -> list[tuple[Any, ...]]:
     if after is not None:
         row = tx.conn.execute("SELECT seq FROM dead_letters WHERE id = ?", (after,)).fetchone()
         if row is None:
-            raise ValueError(
+            raise StoreError(
                 f"no dead letter {after!r} to continue after: it was replayed or purged "
                 "meanwhile; list again from the start"
             )
