@@ -52,10 +52,8 @@ def config(tmp_path: Path, mfo_url: str, **extra: object) -> Config:
 
 def metric(text: str, name: str) -> float:
     for line in text.splitlines():
-        if (
-            line.startswith(name + " ")
-            or (line.startswith(name + "{")
-            and line.split(" ")[0] == name)
+        if line.startswith(name + " ") or (
+            line.startswith(name + "{") and line.split(" ")[0] == name
         ):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{name} not in metrics:\n{text}")
@@ -119,7 +117,9 @@ logging: {{level: warning}}
         body = b'{"type": "user_created", "payload": {}}'
         response = httpx.post(
             # The proxy strips its prefix; the app is told of it through root_path.
-            f"http://127.0.0.1:{port}/webhook", content=body, headers=signed(body, "d-9")
+            f"http://127.0.0.1:{port}/webhook",
+            content=body,
+            headers=signed(body, "d-9"),
         )
         assert response.status_code == 202
         assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404

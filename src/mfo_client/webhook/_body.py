@@ -7,6 +7,9 @@ those bytes; decoding happens only after verification.
 from __future__ import annotations
 
 import json
+import math
+import re
+import sys
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -83,14 +86,70 @@ def decode_body(raw: bytes, content_type: str | None) -> Any:
     )
 
 
+class _NotJsonError(ValueError):
+    """Text Python's decoder takes but JSON does not, so the event could not be stored or sent."""
+
+
+def _constant(name: str) -> Any:
+    raise _NotJsonError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJsonError(f"the number {text[:40]} is too large to represent")
+    return value
+
+
+MAX_DEPTH = 200
+"""Deepest nesting of arrays and objects accepted; the forwarder's serializer stops at 255."""
+
+# An escaped UTF-16 surrogate; only then can the decoded text hold one that has no pair.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def _too_deep(value: Any, raw: bytes) -> bool:
+    # Fewer brackets than the limit cannot nest deeper, whatever the strings hold: the common
+    # case costs one pass in C.
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return False
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(MAX_DEPTH):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
+
+
 def _json(raw: bytes, what: str) -> Any:
+    """Decode strict JSON: anything that would fail later, when stored or forwarded, fails here
+    as a 400 rather than a 500 or a dead letter (NaN, numbers beyond range, lone surrogates,
+    deep nesting)."""
+    deep = f"arrays and objects nest more than {MAX_DEPTH} deep"
     try:
-        return json.loads(raw)
+        value = json.loads(raw, parse_constant=_constant, parse_float=_finite)
+        too_deep = _too_deep(value, raw)
+        if not too_deep and _SURROGATE_ESCAPE.search(raw):
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
     except json.JSONDecodeError as exc:
-        raise IntakeError(
-            400,
-            "invalid_json",
-            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-        ) from None
+        problem = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
     except UnicodeDecodeError:
-        raise IntakeError(400, "invalid_json", f"{what} is not UTF-8 encoded JSON") from None
+        problem = "it is not UTF-8"
+    except UnicodeEncodeError:
+        problem = "a string holds an unpaired UTF-16 surrogate escape (\\ud800 to \\udfff)"
+    except _NotJsonError as exc:
+        problem = str(exc)
+    except ValueError:  # the decoder's int() refuses longer numbers than this limit
+        problem = f"a number has more than {sys.get_int_max_str_digits()} digits"
+    except RecursionError:
+        problem = deep
+    else:
+        if not too_deep:
+            return value
+        problem = deep
+    raise IntakeError(400, "invalid_json", f"{what} is not valid JSON: {problem}")

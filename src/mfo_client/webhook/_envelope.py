@@ -8,6 +8,7 @@ body's `type` field. Where the event came from is recorded under `metadata.webho
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -20,9 +21,33 @@ __all__ = ["build_event", "kept_headers"]
 
 _ALWAYS_KEPT = ("content-type", "user-agent", "x-request-id")
 
+# The id is forwarded as the event id and as the Idempotency-Key header, which the MFO API
+# takes as 1 to 255 characters; a header value must be printable ASCII.
+_DELIVERY_ID = re.compile(r"[\x20-\x7e]{1,255}")
+
 
 def _is_seed_format(body: Any) -> bool:
     return isinstance(body, dict) and isinstance(body.get("type"), str) and "payload" in body
+
+
+def _delivery_id(source: Source, body: Any, headers: Mapping[str, str]) -> str | None:
+    """The provider's id of this delivery, or None. An empty one counts as none: as a dedupe
+    key it would make every later delivery without an id a repeat of the first."""
+    where = f"the {source.delivery_header} header"
+    value = headers.get(source.delivery_header, "").strip() if source.delivery_header else ""
+    if not value and source.scheme == "stripe" and isinstance(body, dict):
+        given = body.get("id")
+        value, where = (given.strip() if isinstance(given, str) else ""), 'the event\'s "id"'
+    if not value:
+        return None
+    if not _DELIVERY_ID.fullmatch(value):
+        raise IntakeError(
+            400,
+            "bad_delivery_id",
+            f"{where} must be 1 to 255 printable ASCII characters; it identifies the delivery "
+            "to the MFO server",
+        )
+    return value
 
 
 def build_event(
@@ -34,9 +59,7 @@ def build_event(
 ) -> tuple[dict[str, Any], str | None]:
     """The event (MFO wire shape, JSON-ready) and the provider's delivery id, if any."""
     provider_event = headers.get(source.type_header) if source.type_header else None
-    delivery_id = headers.get(source.delivery_header) if source.delivery_header else None
-    if delivery_id is None and source.scheme == "stripe" and isinstance(body, dict):
-        delivery_id = body.get("id") if isinstance(body.get("id"), str) else None
+    delivery_id = _delivery_id(source, body, headers)
     if _is_seed_format(body):
         event_type: str = body["type"]
         payload = body["payload"]
@@ -48,11 +71,11 @@ def build_event(
         elif isinstance(field, str) and field:
             event_type = field
         else:
-            where = f"no {source.type_header} header and " if source.type_header else ""
+            missing = f"no {source.type_header} header and " if source.type_header else ""
             raise IntakeError(
                 400,
                 "unknown_event_type",
-                f'cannot tell the event type: {where}no "type" field in the body; send '
+                f'cannot tell the event type: {missing}no "type" field in the body; send '
                 '{"type": ..., "payload": ...}',
             )
     if not event_type.strip() or len(event_type) > 256:
