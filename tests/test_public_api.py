@@ -19,6 +19,7 @@ PACKAGES = [
     "mfo_client.observability",
     "mfo_client.webhook",
     "mfo_client.webhook.schemes",
+    "mfo_client.webhook.signing",
 ]
 
 
