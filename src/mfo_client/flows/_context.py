@@ -1,0 +1,131 @@
+"""What a running task sees: the flow's data, its own outputs, a logger, and the clients.
+
+The data of a run is one mapping: the initial context at the top level (`eventName`,
+`input.dataID`) and each finished task's outputs under its id (`store_data_mfo.resourceID`).
+A task writes only its own outputs, and the executor publishes them when the task succeeds,
+so concurrent tasks never see each other half-done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mfo_client.flows._errors import MissingClientError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from mfo_client.api import AsyncMFOClient
+
+__all__ = ["MISSING", "FlowClients", "FlowContext", "TaskInfo", "lookup"]
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+def lookup(data: Mapping[str, Any], path: str, default: Any = MISSING) -> Any:
+    """`data["a"]["b"]["c"]` for `"a.b.c"`; list items by index (`items.0.id`)."""
+    current: Any = data
+    for part in path.split("."):
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif isinstance(current, list | tuple) and part.lstrip("-").isdigit():
+            try:
+                current = current[int(part)]
+            except IndexError:
+                return default
+        else:
+            return default
+    return current
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    id: str
+    name: str
+    type: str
+    attempt: int
+    dependencies: tuple[str, ...] = ()
+    flow: str = ""
+    run_id: str = ""
+
+
+@dataclass(slots=True)
+class FlowClients:
+    """What tasks may use to reach the outside world; any may be absent."""
+
+    mfo: AsyncMFOClient | None = None
+    http: httpx.AsyncClient | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Task-type settings from the config (`flows.tasks.<type>`), e.g. transformation rules."""
+
+
+class FlowContext:
+    """The running task's view of its flow run."""
+
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        task: TaskInfo,
+        clients: FlowClients | None = None,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        initial: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._data = data
+        self._initial = initial if initial is not None else data
+        self._outputs: dict[str, Any] = {}
+        self.task = task
+        self.clients = clients or FlowClients()
+        base = logger or logging.getLogger("mfo_client.flows")
+        self.log = logging.LoggerAdapter(
+            base if isinstance(base, logging.Logger) else base.logger,
+            {"mfo": {"flow": task.flow, "run_id": task.run_id, "task_id": task.id}},
+        )
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The initial context plus every finished task's outputs under its id (read-only)."""
+        return self._data
+
+    @property
+    def input(self) -> Mapping[str, Any]:
+        """The initial context the run started with, without any task's outputs."""
+        return self._initial
+
+    def get(self, path: str, default: Any = None) -> Any:
+        """The value at a dotted path (`input.dataID`, `store_data_mfo.resourceID`)."""
+        value = lookup(self._outputs, path) if path in self._outputs else MISSING
+        if value is MISSING:
+            value = lookup(self._data, path, default)
+        return value
+
+    def get_str(self, path: str, default: str = "") -> str:
+        value = self.get(path, None)
+        return default if value is None else str(value)
+
+    def set(self, key: str, value: Any) -> None:
+        """Record an output of this task, readable downstream as `<task_id>.<key>`."""
+        self._outputs[key] = value
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return self._outputs
+
+    def upstream(self) -> dict[str, Any]:
+        """The outputs of the tasks this one depends on, by task id."""
+        return {dep: self._data.get(dep, {}) for dep in self.task.dependencies}
+
+    @property
+    def mfo(self) -> AsyncMFOClient:
+        """The MFO API client; MissingClientError when the run has no server configured."""
+        if self.clients.mfo is None:
+            raise MissingClientError(self.task.type)
+        return self.clients.mfo

@@ -1,0 +1,79 @@
+"""Flow definitions: the YAML format users already write, as typed models.
+
+`name`, `description`, `tasks` (each: `id`, `type`, and optional `name`, `config`,
+`successors`, `dependencies`) is the seed format and loads unchanged. The rest is optional and
+ours: per-task `retry`, `timeout`, `priority` and `when`, and a flow-level `timeout`.
+Successors and dependencies both add edges; `predecessors()` merges them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mfo_client.config import Duration
+
+__all__ = ["FlowDefinition", "RetrySpec", "TaskDefinition"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetrySpec(_Model):
+    """Attempts of one task, the first included, with a growing wait between them."""
+
+    attempts: int = Field(default=1, ge=1, le=100)
+    backoff: Duration = timedelta(seconds=1)
+    multiplier: float = Field(default=2.0, ge=1.0)
+    max_backoff: Duration = timedelta(minutes=1)
+
+    def delay(self, failed_attempts: int) -> float:
+        base = self.backoff.total_seconds() * self.multiplier ** (failed_attempts - 1)
+        return float(min(self.max_backoff.total_seconds(), base))
+
+
+class TaskDefinition(_Model):
+    id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    type: str = Field(min_length=1)
+    name: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    successors: list[str] = Field(default_factory=list)
+    dependencies: list[str] = Field(default_factory=list)
+    retry: RetrySpec | None = None
+    timeout: Duration | None = None
+    priority: int = 0
+    """Among tasks ready at the same time, higher runs first."""
+    when: str | None = None
+    """An expression over the run's data; false skips the task."""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+class FlowDefinition(_Model):
+    name: str = Field(min_length=1)
+    description: str = ""
+    tasks: list[TaskDefinition] = Field(min_length=1)
+    timeout: Duration | None = None
+    source: str = Field(default="<flow>", exclude=True)
+    """The file the definition came from, for messages."""
+    lines: dict[str, int] = Field(default_factory=dict, exclude=True)
+    """Line of each task by id, for messages (filled by the loader)."""
+
+    def task(self, task_id: str) -> TaskDefinition:
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
+
+    def predecessors(self) -> dict[str, set[str]]:
+        """Each task's direct predecessors: its dependencies plus every task naming it a successor."""
+        preds: dict[str, set[str]] = {t.id: set(t.dependencies) for t in self.tasks}
+        for t in self.tasks:
+            for succ in t.successors:
+                preds.setdefault(succ, set()).add(t.id)
+        return preds
