@@ -71,7 +71,7 @@ class FlowDefinition(_Model):
         raise KeyError(task_id)
 
     def predecessors(self) -> dict[str, set[str]]:
-        """Each task's direct predecessors: its dependencies plus every task naming it a successor."""
+        """Each task's direct predecessors: its dependencies and the tasks naming it a successor."""
         preds: dict[str, set[str]] = {t.id: set(t.dependencies) for t in self.tasks}
         for t in self.tasks:
             for succ in t.successors:
