@@ -83,6 +83,7 @@ store:
   path: {tmp / "outbox.db"}
 delivery:
   concurrency: 4
+  max_attempts: 100000  # the outage lasts as long as the test wants: never dead-letter here
   initial_backoff: 50ms
   max_backoff: 200ms
 logging:

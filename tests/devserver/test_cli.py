@@ -95,7 +95,9 @@ def test_bad_values_exit_2_naming_the_flag(
 
 
 def test_unusable_database_exits_2(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["dev-server", "--db", str(tmp_path / "missing" / "x.db")])
+    result = runner.invoke(
+        app, ["dev-server", "--port", "0", "--db", str(tmp_path / "missing" / "x.db")]
+    )
     assert result.exit_code == 2
     assert "error: --db" in result.output
 
