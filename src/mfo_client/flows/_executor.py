@@ -1,0 +1,396 @@
+"""The flow executor: runs a validated DAG with bounded concurrency and never hangs or leaks.
+
+Hand-written scheduling (graphlib validates and orders, but cannot express priorities, skips
+and cancellation): a ready heap ordered by priority then file order, a count of unfinished
+predecessors per task, and at most `concurrency` tasks in flight. Async tasks run on the event
+loop, sync tasks in a thread pool. Every exception a task raises is caught and recorded; the
+only way out of `execute_flow` is a `FlowResult` (or the caller's own cancellation, after every
+task it started has been cancelled and awaited).
+
+Skips: a task whose predecessor failed, was cancelled, or was skipped because of those, is
+skipped ("upstream failed"). A task whose `when:` is false is skipped, and so is a task all of
+whose predecessors were skipped that way; a task with at least one predecessor that ran still
+runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import heapq
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from mfo_client.flows._context import FlowClients, FlowContext, TaskInfo
+from mfo_client.flows._definition import FlowDefinition, TaskDefinition
+from mfo_client.flows._errors import TaskError, TemplateError
+from mfo_client.flows._registry import TaskRegistry
+from mfo_client.flows._result import FlowResult, RunStatus, TaskResult, TaskStatus
+
+__all__ = ["ExecutionOptions", "FlowExecutor", "run_flow"]
+
+_log = logging.getLogger("mfo_client.flows")
+
+_UPSTREAM_FAILED = "skipped: an upstream task did not succeed"
+_CONDITION_FALSE = "skipped: when-condition is false"
+_UPSTREAM_SKIPPED = "skipped: every upstream task was skipped by its condition"
+
+
+@dataclass(slots=True)
+class ExecutionOptions:
+    fail_fast: bool = False
+    """On the first failure, cancel the tasks in flight and skip the rest."""
+    timeout: float | None = None
+    """Seconds for the whole run; defaults to the definition's `timeout`."""
+    run_id: str | None = None
+    cancel: asyncio.Event | None = None
+    """Set it to cancel the run: tasks in flight are cancelled, the rest skipped."""
+    restored: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Outputs of tasks that already succeeded in an earlier attempt of this run (resume):
+    they are not run again, and their outputs are visible downstream."""
+
+
+class _Run:
+    """The state of one execution; lives only inside `execute_flow`."""
+
+    def __init__(
+        self,
+        executor: FlowExecutor,
+        definition: FlowDefinition,
+        initial: Mapping[str, Any],
+        options: ExecutionOptions,
+    ) -> None:
+        self.executor = executor
+        self.definition = definition
+        self.options = options
+        self.run_id = options.run_id or uuid.uuid4().hex
+        self.initial = copy.deepcopy(dict(initial))
+        self.data: dict[str, Any] = dict(self.initial)
+        self.tasks = {t.id: t for t in definition.tasks}
+        self.order = {t.id: i for i, t in enumerate(definition.tasks)}
+        preds = definition.predecessors()
+        self.preds = {tid: tuple(sorted(p, key=self.order.__getitem__)) for tid, p in preds.items()}
+        self.succs: dict[str, list[str]] = {tid: [] for tid in self.tasks}
+        for tid, ps in self.preds.items():
+            for p in ps:
+                self.succs[p].append(tid)
+        self.waiting = {tid: len(ps) for tid, ps in self.preds.items()}
+        self.results = {t.id: TaskResult(id=t.id, type=t.type) for t in definition.tasks}
+        self.ready: list[tuple[int, int, str]] = []
+        self.running: dict[asyncio.Task[None], str] = {}
+        self.failed = False
+
+    def push_ready(self, tid: str) -> None:
+        heapq.heappush(self.ready, (-self.tasks[tid].priority, self.order[tid], tid))
+
+    def finish(self, tid: str) -> None:
+        """`tid` reached a final status: settle or release its successors."""
+        for succ in self.succs[tid]:
+            self.waiting[succ] -= 1
+            if self.waiting[succ] == 0 and self.results[succ].status is TaskStatus.PENDING:
+                self.resolve(succ)
+
+    def resolve(self, tid: str) -> None:
+        """All predecessors are final: skip `tid`, or make it ready to run."""
+        statuses = [self.results[p] for p in self.preds[tid]]
+        if any(r.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) for r in statuses) or any(
+            r.status is TaskStatus.SKIPPED and r.error == _UPSTREAM_FAILED for r in statuses
+        ):
+            self.skip(tid, _UPSTREAM_FAILED)
+        elif statuses and all(r.status is TaskStatus.SKIPPED for r in statuses):
+            self.skip(tid, _UPSTREAM_SKIPPED)
+        else:
+            self.push_ready(tid)
+
+    def skip(self, tid: str, reason: str) -> None:
+        result = self.results[tid]
+        result.status = TaskStatus.SKIPPED
+        result.error = reason
+        self.finish(tid)
+
+    def restore(self) -> None:
+        for tid, outputs in self.options.restored.items():
+            if tid in self.results:
+                result = self.results[tid]
+                result.status = TaskStatus.SUCCEEDED
+                result.outputs = dict(outputs)
+                result.error = "restored from an earlier attempt of this run"
+                self.data[tid] = result.outputs
+
+
+class FlowExecutor:
+    """Runs flow definitions with the task types of `registry`.
+
+    `concurrency` bounds the tasks in flight per run; `clients` are what tasks may use (the MFO
+    client, an HTTP client, task settings). Sync tasks run in a thread pool of that size.
+    """
+
+    def __init__(
+        self,
+        registry: TaskRegistry,
+        concurrency: int = 8,
+        clients: FlowClients | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.registry = registry
+        self.concurrency = concurrency
+        self.clients = clients or FlowClients()
+        self._threads: ThreadPoolExecutor | None = None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="mfo-task")
+        return self._threads
+
+    def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None
+
+    async def execute_flow(
+        self,
+        definition: FlowDefinition,
+        initial_context: Mapping[str, Any] | None = None,
+        options: ExecutionOptions | None = None,
+    ) -> FlowResult:
+        """Run `definition` to the end and return what happened; task errors never escape."""
+        options = options or ExecutionOptions()
+        run = _Run(self, definition, initial_context or {}, options)
+        started = time.time()
+        timeout = options.timeout
+        if timeout is None and definition.timeout is not None:
+            timeout = definition.timeout.total_seconds()
+        run.restore()
+        for tid in run.tasks:
+            if run.results[tid].status is TaskStatus.PENDING and run.waiting[tid] == 0:
+                run.resolve(tid)
+        # Restored tasks release their successors once the roots are resolved.
+        for tid in run.options.restored:
+            if tid in run.tasks:
+                run.finish(tid)
+        error: str | None = None
+        cancelled = False
+        try:
+            async with asyncio.timeout(timeout):
+                cancelled = await self._schedule(run)
+        except TimeoutError:
+            error = f"the flow timed out after {timeout:g}s"
+            await self._cancel_all(run, "cancelled: the flow timed out")
+        finally:
+            if run.running:  # the caller cancelled us: leave nothing running behind
+                await self._cancel_all(run, "cancelled")
+        if cancelled:
+            error = "the run was cancelled"
+        for result in run.results.values():
+            if not result.status.is_final:
+                result.status = TaskStatus.SKIPPED if not cancelled else TaskStatus.CANCELLED
+                result.error = result.error or ("cancelled" if cancelled else _UPSTREAM_FAILED)
+        status = RunStatus.SUCCEEDED
+        if cancelled:
+            status = RunStatus.CANCELLED
+        elif error is not None or any(
+            r.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) for r in run.results.values()
+        ):
+            status = RunStatus.FAILED
+        if error is None and status is RunStatus.FAILED:
+            failed = [r.id for r in run.results.values() if r.status is TaskStatus.FAILED]
+            error = f"task{'s' if len(failed) > 1 else ''} failed: {', '.join(failed)}"
+        return FlowResult(
+            flow=definition.name,
+            run_id=run.run_id,
+            status=status,
+            tasks=run.results,
+            started_at=started,
+            finished_at=time.time(),
+            error=error,
+        )
+
+    async def _schedule(self, run: _Run) -> bool:
+        """Run until nothing is ready or running; True if the run was cancelled."""
+        cancel = run.options.cancel
+        cancel_wait: asyncio.Task[bool] | None = (
+            asyncio.ensure_future(cancel.wait()) if cancel is not None else None
+        )
+        try:
+            while True:
+                while run.ready and len(run.running) < self.concurrency:
+                    _, _, tid = heapq.heappop(run.ready)
+                    task = asyncio.create_task(self._run_task(run, tid), name=f"task:{tid}")
+                    run.running[task] = tid
+                if not run.running:
+                    return False
+                waiters: set[asyncio.Future[Any]] = set(run.running)
+                if cancel_wait is not None:
+                    waiters.add(cancel_wait)
+                done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                if cancel_wait is not None and cancel_wait in done:
+                    await self._cancel_all(run, "cancelled")
+                    run.ready.clear()
+                    return True
+                for finished in done:
+                    if isinstance(finished, asyncio.Task) and finished in run.running:
+                        run.finish(run.running.pop(finished))
+                if run.failed and run.options.fail_fast:
+                    await self._cancel_all(run, "cancelled: fail_fast after a failure")
+                    for _, _, tid in run.ready:
+                        run.results[tid].status = TaskStatus.CANCELLED
+                        run.results[tid].error = "cancelled: fail_fast after a failure"
+                    run.ready.clear()
+                    return False
+        finally:
+            if cancel_wait is not None:
+                cancel_wait.cancel()
+
+    async def _cancel_all(self, run: _Run, reason: str) -> None:
+        tasks = list(run.running)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            result = run.results[run.running.pop(task)]
+            if result.status in (TaskStatus.RUNNING, TaskStatus.CANCELLED):
+                result.status = TaskStatus.CANCELLED
+                result.error = reason
+
+    async def _run_task(self, run: _Run, tid: str) -> None:
+        """Run one task with its retries; record the outcome; never raise (but cancellation)."""
+        task = run.tasks[tid]
+        result = run.results[tid]
+        result.status = TaskStatus.RUNNING
+        result.started_at = time.time()
+        try:
+            if task.when is not None and not self._when(run, task):
+                result.status = TaskStatus.SKIPPED
+                result.error = _CONDITION_FALSE
+                return
+            attempts = task.retry.attempts if task.retry is not None else 1
+            for attempt in range(1, attempts + 1):
+                result.attempts = attempt
+                try:
+                    outputs = await self._attempt(run, task, attempt)
+                except asyncio.CancelledError:
+                    raise
+                except TemplateError as exc:  # the same data will fail the same way: no retry
+                    self._fail(run, result, exc.message)
+                    return
+                except Exception as exc:
+                    message = _describe(exc, task)
+                    if attempt < attempts and task.retry is not None:
+                        delay = task.retry.delay(attempt)
+                        _log.warning(
+                            "task %s attempt %d/%d failed: %s; retrying in %.2fs",
+                            tid,
+                            attempt,
+                            attempts,
+                            message,
+                            delay,
+                            extra={
+                                "mfo": {
+                                    "flow": run.definition.name,
+                                    "run_id": run.run_id,
+                                    "task_id": tid,
+                                }
+                            },
+                        )
+                        await asyncio.sleep(delay)
+                        continue
+                    self._fail(run, result, message)
+                    return
+                result.outputs = outputs
+                result.status = TaskStatus.SUCCEEDED
+                run.data[tid] = outputs
+                return
+        except asyncio.CancelledError:
+            result.status = TaskStatus.CANCELLED
+            result.error = result.error or "cancelled"
+            raise
+        finally:
+            result.finished_at = time.time()
+
+    def _fail(self, run: _Run, result: TaskResult, message: str) -> None:
+        result.status = TaskStatus.FAILED
+        result.error = message
+        run.failed = True
+        _log.error(
+            "task %s failed: %s",
+            result.id,
+            message,
+            extra={
+                "mfo": {"flow": run.definition.name, "run_id": run.run_id, "task_id": result.id}
+            },
+        )
+
+    def _when(self, run: _Run, task: TaskDefinition) -> bool:
+        from mfo_client.flows._expressions import is_true
+
+        assert task.when is not None
+        return is_true(task.when, run.data, where=f"tasks[{task.id}].when")
+
+    async def _attempt(self, run: _Run, task: TaskDefinition, attempt: int) -> dict[str, Any]:
+        config: Mapping[str, Any] = task.config
+        if config:
+            from mfo_client.flows._templates import has_templates, render_config
+
+            if has_templates(config):
+                config = render_config(config, run.data, task_id=task.id, flow=run.definition.name)
+        func = self.registry.get(task.type)(config)
+        info = TaskInfo(
+            id=task.id,
+            name=task.label,
+            type=task.type,
+            attempt=attempt,
+            dependencies=run.preds[task.id],
+            flow=run.definition.name,
+            run_id=run.run_id,
+        )
+        ctx = FlowContext(run.data, info, self.clients, initial=run.initial)
+        timeout = task.timeout.total_seconds() if task.timeout is not None else None
+        try:
+            async with asyncio.timeout(timeout):
+                if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+                    getattr(func, "__call__", None)  # noqa: B004 (a callable object's method)
+                ):
+                    value = await func(ctx)
+                else:
+                    loop = asyncio.get_running_loop()
+                    value = await loop.run_in_executor(self._pool(), func, ctx)
+                    if inspect.isawaitable(value):
+                        value = await value
+        except TimeoutError:
+            raise TaskError(f"timed out after {timeout:g}s") from None
+        outputs = dict(ctx.outputs)
+        if isinstance(value, Mapping):
+            outputs.update(value)
+        elif value is not None:
+            outputs.setdefault("result", value)
+        return outputs
+
+
+def _describe(exc: Exception, task: TaskDefinition) -> str:
+    if isinstance(exc, TaskError):
+        return exc.message
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        return f"config.{loc}: {first['msg']}" if loc else str(first["msg"])
+    _log.debug("task %s raised", task.id, exc_info=exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def run_flow(
+    executor: FlowExecutor,
+    definition: FlowDefinition,
+    initial_context: Mapping[str, Any] | None = None,
+    options: ExecutionOptions | None = None,
+) -> FlowResult:
+    """`execute_flow` for scripts without an event loop."""
+    return asyncio.run(executor.execute_flow(definition, initial_context, options))
