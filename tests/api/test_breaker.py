@@ -86,9 +86,24 @@ def test_released_probe_frees_the_slot() -> None:
         breaker.before_call()
         breaker.record_failure()
     clock.now += 10.0
-    breaker.before_call()
-    breaker.release()  # e.g. the probing task was cancelled
-    breaker.before_call()
+    assert breaker.before_call() is True  # this call is the probe
+    breaker.release(True)  # e.g. the probing task was cancelled
+    assert breaker.before_call() is True
+
+
+def test_a_cancelled_call_that_was_not_the_probe_does_not_free_the_slot() -> None:
+    clock = Clock()
+    breaker = _breaker(clock)
+    started_while_closed = breaker.before_call()
+    assert started_while_closed is False
+    for _ in range(3):
+        breaker.before_call()
+        breaker.record_failure()
+    clock.now += 10.0
+    assert breaker.before_call() is True  # the probe is out
+    breaker.release(started_while_closed)  # the old call is cancelled now
+    with pytest.raises(CircuitOpenError):
+        breaker.before_call()
 
 
 def test_wait_time_tells_queue_workers_how_long_to_wait() -> None:

@@ -126,7 +126,7 @@ class PasswordLoginAuth:
             raise APIResponseValidationError(
                 f"login answer is not a token response: {exc.errors()[0]['msg']}",
                 status=response.status_code,
-                body=response.text,
+                body=None,  # it may hold tokens: keep it out of tracebacks and reports
                 method=response.request.method,
                 url=str(response.request.url),
             ) from None

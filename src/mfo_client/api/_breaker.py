@@ -73,15 +73,16 @@ class CircuitBreaker:
                 return 0.0 if not self._probe_in_flight else min(1.0, self.policy.reset_timeout)
             return max(0.0, self.policy.reset_timeout - (self._clock() - self._opened_at))
 
-    def before_call(self) -> None:
-        """Let a call through, or raise CircuitOpenError without touching the network."""
+    def before_call(self) -> bool:
+        """Let a call through (True if it is the half-open probe), or raise CircuitOpenError
+        without touching the network."""
         with self._lock:
             state = self._current_state()
             if state is BreakerState.CLOSED:
-                return
+                return False
             if state is BreakerState.HALF_OPEN and not self._probe_in_flight:
                 self._probe_in_flight = True
-                return
+                return True
             remaining = self.policy.reset_timeout - (self._clock() - self._opened_at)
             raise CircuitOpenError(self.name, max(0.0, remaining))
 
@@ -100,10 +101,12 @@ class CircuitBreaker:
                 self._opened_at = self._clock()
                 self._set(BreakerState.OPEN)
 
-    def release(self) -> None:
-        """Forget a call that ended without a verdict (cancelled), so the probe slot frees up."""
-        with self._lock:
-            self._probe_in_flight = False
+    def release(self, probe: bool) -> None:
+        """Forget a call that ended without a verdict (cancelled); if it was the probe, the
+        probe slot frees up for the next call."""
+        if probe:
+            with self._lock:
+                self._probe_in_flight = False
 
 
 class CircuitBreakerRegistry:

@@ -16,7 +16,7 @@ import httpx
 from pydantic import BaseModel
 
 from mfo_client.api._auth import AuthProvider, PasswordLoginAuth, StaticTokenAuth
-from mfo_client.api._breaker import CircuitBreakerRegistry
+from mfo_client.api._breaker import CircuitBreaker, CircuitBreakerRegistry
 from mfo_client.api._chat import AsyncChat, Chat
 from mfo_client.api._core import CoreClient, Operation, Program, Send
 from mfo_client.api._events import AsyncEvents, Events
@@ -105,6 +105,11 @@ class _ClientBase:
         return self._core.auth
 
     @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit breaker guarding this client's server (shared per registry and URL)."""
+        return self._core.breaker
+
+    @property
     def hooks(self) -> list[ClientHook]:
         """Attempt hooks; append to add instrumentation."""
         return self._core.hooks
@@ -160,10 +165,10 @@ class MFOClient(_ClientBase):
         while True:
             if isinstance(step, Send):
                 try:
-                    outcome: httpx.Response | httpx.TransportError = self._http.send(
+                    outcome: httpx.Response | httpx.HTTPError = self._http.send(
                         step.request, auth=self._auth_arg
                     )
-                except httpx.TransportError as exc:
+                except httpx.HTTPError as exc:  # mapped to a typed error by the core
                     outcome = exc
                 except BaseException as exc:
                     step = program.throw(exc)
@@ -246,10 +251,10 @@ class AsyncMFOClient(_ClientBase):
         while True:
             if isinstance(step, Send):
                 try:
-                    outcome: httpx.Response | httpx.TransportError = await self._http.send(
+                    outcome: httpx.Response | httpx.HTTPError = await self._http.send(
                         step.request, auth=self._auth_arg
                     )
-                except httpx.TransportError as exc:
+                except httpx.HTTPError as exc:  # mapped to a typed error by the core
                     outcome = exc
                 except BaseException as exc:
                     step = program.throw(exc)

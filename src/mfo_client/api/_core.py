@@ -74,7 +74,7 @@ class Sleep:
     """Backoff waits are skipped under `set_testing(True)`; polling intervals are not."""
 
 
-Outcome = httpx.Response | httpx.TransportError
+Outcome = httpx.Response | httpx.HTTPError
 Program = Generator[Send | Sleep, Outcome | None, T]
 
 
@@ -136,12 +136,12 @@ class CoreClient:
         attempt = 0
         while True:
             attempt += 1
-            self.breaker.before_call()
+            probe = self.breaker.before_call()
             started = time.perf_counter()
             try:
                 outcome = yield Send(request)
             except BaseException:
-                self.breaker.release()
+                self.breaker.release(probe)
                 raise
             assert outcome is not None
             elapsed = time.perf_counter() - started
@@ -201,6 +201,8 @@ class CoreClient:
         if isinstance(outcome, httpx.TimeoutException):
             return APITimeoutError(f"request timed out ({type(outcome).__name__})", **where)
         detail = str(outcome) or type(outcome).__name__
+        if not isinstance(outcome, httpx.TransportError):  # e.g. a body that cannot be decoded
+            return APIConnectionError(f"unusable answer from the MFO server: {detail}", **where)
         return APIConnectionError(f"could not reach the MFO server: {detail}", **where)
 
     @staticmethod

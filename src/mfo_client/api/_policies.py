@@ -110,7 +110,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 def retry_delay(
     policy: RetryPolicy,
     attempt: int,
-    outcome: httpx.Response | Exception,
+    outcome: httpx.Response | BaseException,
     retry_after: float | None = None,
 ) -> float | None:
     """Seconds to wait before the next attempt, or None when attempt `attempt` was the last.

@@ -9,7 +9,8 @@ import typer
 import yaml
 
 from mfo_client.cli._app import app
-from mfo_client.cli._common import load_or_exit
+from mfo_client.cli._common import EXIT_INVALID, load_or_exit
+from mfo_client.webhook import SourceError, build_source
 
 config_app = typer.Typer(
     help="Check the configuration file and show the settings in effect.", no_args_is_help=True
@@ -33,4 +34,14 @@ def check(
     Exits 2 if the configuration cannot be used, listing every problem on stderr.
     """
     config = load_or_exit(file)
+    problems = []
+    for source in config.webhook_listener.effective_sources():
+        try:
+            build_source(source)
+        except SourceError as exc:
+            problems.append(str(exc))
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(EXIT_INVALID)
     typer.echo(yaml.safe_dump(config.redacted_dict(), sort_keys=False), nl=False)

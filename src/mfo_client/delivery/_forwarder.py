@@ -3,16 +3,16 @@
 Each worker leases one due event, sends it with `events.send_event` (the event id is the
 Idempotency-Key, so a resend after a crash is applied once), then settles the lease:
 
-- accepted                               -> complete
-- 400, 404, 405, 409*, 410, 413, 422 ... -> dead letter at once (resending cannot help)
-- 5xx, 429, 408, connection, timeout     -> retry later with a growing, jittered delay
-- 401, 403                               -> retry later too: a bad token is fixed by config,
-                                            and the events must still be there afterwards
+- accepted                               -> complete (also when the answer's body is not what
+                                            the contract says: the server did store the event)
+- 400, 413, 422                          -> dead letter at once: the server refused this event
+- anything else (5xx, 429, 401, 403,     -> retry later with a growing, jittered delay (at least
+  404, 3xx, connection, timeout, ...)       the server's Retry-After): a wrong token or URL is
+                                            fixed by config, and the events must still be there
 - circuit open                           -> the lease goes back uncounted; workers wait it out
 - shutdown mid-send                      -> the lease goes back uncounted
 - `delivery.max_attempts` failures        -> dead letter with the last error
 
-(*) 409 is the server's "same key still in flight" answer, so it is retried, not dead-lettered.
 Idle workers sleep until the next event is due or the listener signals a new one, so an empty
 outbox costs no polling traffic and a new event starts moving at once.
 """
@@ -27,9 +27,12 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from mfo_client.api import (
     APIConnectionError,
     APIError,
+    APIResponseValidationError,
     AsyncMFOClient,
     CircuitOpenError,
     Event,
@@ -38,11 +41,11 @@ from mfo_client.delivery._models import Lease
 from mfo_client.delivery._store import EventStore
 from mfo_client.observability import Metrics
 
-__all__ = ["RETRY_LATER_STATUSES", "Forwarder", "ForwarderSettings"]
+__all__ = ["DEAD_LETTER_STATUSES", "Forwarder", "ForwarderSettings"]
 
 _log = logging.getLogger("mfo_client.delivery")
 
-RETRY_LATER_STATUSES = frozenset({401, 403, 408, 409, 425, 429})
+DEAD_LETTER_STATUSES = frozenset({400, 413, 422})
 _IDLE_WAIT = 5.0
 
 
@@ -96,8 +99,8 @@ class Forwarder:
     async def stop(self, grace: float = 10.0) -> None:
         """Let in-flight sends finish for up to `grace` seconds, then cancel the rest.
 
-        A cancelled send leaves its lease to expire; the next start releases it at once, and
-        the idempotency key keeps a resend from being applied twice.
+        A cancelled send hands its lease back at once; should that fail too, the next start
+        releases it, and the idempotency key keeps a resend from being applied twice.
         """
         self._stopping.set()
         self._wakeup.set()
@@ -119,7 +122,8 @@ class Forwarder:
                 if breaker_wait > 0:
                     await self._sleep(breaker_wait)
                     continue
-                leases = await self.store.lease(self.owner, 1, self.settings.lease_time)
+                self._wakeup.clear()  # before looking, so a notify() meanwhile is not lost
+                leases = await self._lease()
                 if not leases:
                     await self._idle()
                     continue
@@ -130,6 +134,16 @@ class Forwarder:
                 _log.exception("forwarder worker %d failed; continuing in 1s", n)
                 await self._sleep(1.0)
 
+    async def _lease(self) -> list[Lease]:
+        """Lease one event; if stopped meanwhile, hand back what the store had already leased."""
+        call = asyncio.ensure_future(self.store.lease(self.owner, 1, self.settings.lease_time))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            for lease in await call:
+                await self.store.release(lease)
+            raise
+
     async def _idle(self) -> None:
         due = await self.store.next_due_in()
         wait = _IDLE_WAIT if due is None else min(max(due, 0.0), _IDLE_WAIT)
@@ -139,7 +153,6 @@ class Forwarder:
     async def _sleep(self, seconds: float, *, wake_on_new: bool = False) -> None:
         waiters = [asyncio.ensure_future(self._stopping.wait())]
         if wake_on_new:
-            self._wakeup.clear()
             waiters.append(asyncio.ensure_future(self._wakeup.wait()))
         try:
             await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
@@ -155,7 +168,8 @@ class Forwarder:
         attempt = lease.attempts + 1
         started = time.perf_counter()
         try:
-            event = Event.model_validate(lease.event)
+            # The lease id is authoritative: the store may have renamed a colliding id.
+            event = Event.model_validate({**lease.event, "id": lease.id})
             await self.client.events.send_event(event, idempotency_key=lease.id)
         except asyncio.CancelledError:
             # Shutting down mid-send: hand the event back now rather than at the lease's end.
@@ -165,17 +179,24 @@ class Forwarder:
             await self.store.release(lease, exc.retry_in)
             self._count("released")
             return
+        except APIResponseValidationError as exc:
+            _log.warning("event %s stored by the server, but its answer was odd: %s", lease.id, exc)
         except APIError as exc:
-            if exc.status < 500 and exc.status not in RETRY_LATER_STATUSES:
+            if exc.status in DEAD_LETTER_STATUSES:
                 await self._dead(lease, f"rejected by the MFO server: {exc}")
                 return
-            await self._failed(lease, attempt, str(exc))
+            retry_after = getattr(exc, "retry_after", None)
+            await self._failed(lease, attempt, str(exc), retry_after)
             return
         except APIConnectionError as exc:
             await self._failed(lease, attempt, str(exc))
             return
-        except ValueError as exc:  # the stored event no longer validates: nothing will fix it
+        except ValidationError as exc:  # the stored event no longer validates: nothing will fix it
             await self._dead(lease, f"invalid event: {exc}")
+            return
+        except Exception as exc:  # count it, so a poison event ends in the dead letters
+            _log.exception("unexpected error forwarding event %s", lease.id)
+            await self._failed(lease, attempt, f"{type(exc).__name__}: {exc}")
             return
         await self.store.complete(lease)
         self.delivered += 1
@@ -186,11 +207,13 @@ class Forwarder:
             extra={"mfo": {"event_id": lease.id, "attempt": attempt, "source": lease.source}},
         )
 
-    async def _failed(self, lease: Lease, attempt: int, error: str) -> None:
+    async def _failed(
+        self, lease: Lease, attempt: int, error: str, retry_after: float | None = None
+    ) -> None:
         if attempt >= self.settings.max_attempts:
             await self._dead(lease, f"gave up after {attempt} attempts: {error}")
             return
-        delay = self.settings.redelivery_delay(attempt)
+        delay = max(self.settings.redelivery_delay(attempt), retry_after or 0.0)
         await self.store.retry_later(lease, error, delay)
         self._count("retry")
         _log.warning(

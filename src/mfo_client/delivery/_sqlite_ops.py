@@ -6,6 +6,7 @@ back on the event loop, so the single writer thread spends its time on SQLite al
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sqlite3
 import uuid
@@ -38,6 +39,9 @@ class EventRow(NamedTuple):
     raw_body: bytes
     headers: str
     received_at: float
+
+
+MAX_ID_LENGTH: Final = 255
 
 
 def count_pending(conn: sqlite3.Connection) -> int:
@@ -78,6 +82,8 @@ def accept(tx: Tx, row: EventRow, *, max_pending: int, now: float) -> tuple[str,
     owner = _owner(conn, event_id)
     if owner is not None and owner != row.source:
         event_id = f"{row.source}:{row.id}"
+        if len(event_id) > MAX_ID_LENGTH:  # ids are also Idempotency-Keys: 255 at most
+            event_id = f"{row.source}:{hashlib.sha256(row.id.encode()).hexdigest()}"
         owner = _owner(conn, event_id)
         if owner is not None and owner != row.source:
             # Only reachable if another source chose "<source>:<id>" as an id of its own.

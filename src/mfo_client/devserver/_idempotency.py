@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mfo_client.devserver._auth import subject_of
 from mfo_client.devserver._errors import ApiError, send_error
-from mfo_client.devserver._limits import read_body, replay
+from mfo_client.devserver._limits import ClientGone, read_body, replay
 from mfo_client.devserver._routing import is_admin
 from mfo_client.devserver._store import IdempotentResponse, Store
 
@@ -66,7 +66,10 @@ class IdempotencyMiddleware:
             )
             await send_error(error, scope, receive, send)
             return
-        body = await read_body(receive)
+        try:
+            body = await read_body(receive)
+        except ClientGone:
+            return
         ident = (subject_of(scope), scope["method"], scope["path"], key)
         digest = fingerprint(body)
         now = time.time()

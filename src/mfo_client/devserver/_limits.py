@@ -10,11 +10,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mfo_client.devserver._errors import ApiError, send_error
 
-__all__ = ["BodyLimitMiddleware", "read_body", "replay"]
+__all__ = ["BodyLimitMiddleware", "ClientGone", "read_body", "replay"]
 
 
 class _TooLarge(Exception):
     pass
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body was complete: nothing is processed or kept.
+
+    Treating the part that arrived as the whole body would store an answer to a request that
+    was never made (and, under an Idempotency-Key, refuse the real one when it is resent).
+    """
 
 
 async def read_body(receive: Receive, limit: int | None = None) -> bytes:
@@ -23,7 +31,7 @@ async def read_body(receive: Receive, limit: int | None = None) -> bytes:
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break  # the client went away; what arrived is all there is
+            raise ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if limit is not None and size > limit:
@@ -71,4 +79,6 @@ class BodyLimitMiddleware:
         except _TooLarge:
             await send_error(too_large, scope, receive, send)
             return
+        except ClientGone:
+            return  # no one is listening for an answer
         await self.app(scope, replay(body, receive), send)

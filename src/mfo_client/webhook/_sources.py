@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from mfo_client.config import SourceConfig
 from mfo_client.webhook.schemes import HmacSpec, SchemeConfigError, Verifier, build_verifier
 
-__all__ = ["Source", "SourceError", "build_sources"]
+__all__ = ["Source", "SourceError", "build_source", "build_sources", "hmac_spec"]
 
 
 class SourceError(ValueError):
@@ -28,23 +28,27 @@ class Source:
         return self.verifier.scheme
 
 
+def hmac_spec(config: SourceConfig) -> HmacSpec | None:
+    """The source's `hmac:` section as the verifiers' spec (SchemeConfigError if unusable)."""
+    if config.hmac is None:
+        return None
+    return HmacSpec(
+        header=config.hmac.header,
+        algorithm=config.hmac.algorithm,
+        encoding=config.hmac.encoding,
+        prefix=config.hmac.prefix,
+        timestamp_header=config.hmac.timestamp_header,
+        signed_content=config.hmac.signed_content,
+    )
+
+
 def build_source(config: SourceConfig) -> Source:
-    hmac = None
-    if config.hmac is not None:
-        hmac = HmacSpec(
-            header=config.hmac.header,
-            algorithm=config.hmac.algorithm,
-            encoding=config.hmac.encoding,
-            prefix=config.hmac.prefix,
-            timestamp_header=config.hmac.timestamp_header,
-            signed_content=config.hmac.signed_content,
-        )
     try:
         verifier = build_verifier(
             config.scheme,
             [s.get_secret_value() for s in config.all_secrets],
             tolerance=config.tolerance.total_seconds(),
-            hmac=hmac,
+            hmac=hmac_spec(config),
         )
     except SchemeConfigError as exc:
         raise SourceError(f'webhook source "{config.name}" ({config.path}): {exc}') from None

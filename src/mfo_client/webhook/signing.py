@@ -29,12 +29,12 @@ from typing import Any, Final, Literal, NamedTuple
 from urllib.parse import quote_plus
 
 from mfo_client.config import SourceConfig, WebhookListenerConfig
-from mfo_client.webhook._sources import SourceError
-from mfo_client.webhook.schemes import SHOPIFY_PRESET, SLACK_PRESET, HmacSpec, build_verifier
+from mfo_client.webhook._sources import SourceError, hmac_spec
+from mfo_client.webhook.schemes import HmacSpec, build_verifier
+from mfo_client.webhook.schemes._build import PRESETS
 
 # The verifiers' own pieces, so that signing cannot drift from what is checked.
 from mfo_client.webhook.schemes._core import header_bytes
-from mfo_client.webhook.schemes._github import GITHUB_SPEC
 from mfo_client.webhook.schemes._hmac import _compile
 from mfo_client.webhook.schemes._standard import decode_secret
 
@@ -48,7 +48,6 @@ __all__ = [
 
 ContentType = Literal["json", "form"]
 
-_PRESETS: Final = {"github": GITHUB_SPEC, "slack": SLACK_PRESET, "shopify": SHOPIFY_PRESET}
 _MEDIA_TYPES: Final = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
 # Wildcard listen addresses are not addresses to send to; the listener is on this machine.
 _WILDCARDS: Final = {"0.0.0.0": "127.0.0.1", "::": "127.0.0.1"}  # noqa: S104 (not a bind)
@@ -94,7 +93,7 @@ def sign(
     if scheme == "stripe":
         digest = _hmac(key, "sha256", timestamp.encode("ascii") + b"." + body)
         return {"Stripe-Signature": f"t={timestamp},v1={digest.hex()}"}
-    spec = hmac if scheme == "hmac" and hmac is not None else _PRESETS[scheme]
+    spec = hmac if scheme == "hmac" and hmac is not None else PRESETS[scheme]
     return _sign_hmac(spec, key, body, timestamp)
 
 
@@ -199,16 +198,7 @@ class Target:
             authority = f"[{host}]" if ":" in host else host
             url = f"http://{authority}:{listener.port}{config.path}"
         secrets = config.all_secrets
-        spec = None
-        if config.scheme == "hmac" and config.hmac is not None:
-            spec = HmacSpec(
-                header=config.hmac.header,
-                algorithm=config.hmac.algorithm,
-                encoding=config.hmac.encoding,
-                prefix=config.hmac.prefix,
-                timestamp_header=config.hmac.timestamp_header,
-                signed_content=config.hmac.signed_content,
-            )
+        spec = hmac_spec(config) if config.scheme == "hmac" else None
         return cls(
             url=url,
             scheme=config.scheme,

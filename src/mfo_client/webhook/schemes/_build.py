@@ -20,7 +20,7 @@ from mfo_client.webhook.schemes._slack import SLACK_PRESET
 from mfo_client.webhook.schemes._standard import StandardWebhooksVerifier, decode_secret
 from mfo_client.webhook.schemes._stripe import StripeVerifier
 
-__all__ = ["KNOWN_SCHEMES", "build_verifier"]
+__all__ = ["KNOWN_SCHEMES", "PRESETS", "build_verifier"]
 
 KNOWN_SCHEMES: tuple[str, ...] = (
     "github",
@@ -33,7 +33,7 @@ KNOWN_SCHEMES: tuple[str, ...] = (
 )
 """Every name `build_verifier` accepts."""
 
-_PRESETS = {"github": GITHUB_SPEC, "slack": SLACK_PRESET, "shopify": SHOPIFY_PRESET}
+PRESETS = {"github": GITHUB_SPEC, "slack": SLACK_PRESET, "shopify": SHOPIFY_PRESET}
 
 
 def build_verifier(
@@ -97,7 +97,7 @@ def build_verifier(
                 "e.g. hmac=HmacSpec(header='X-Signature')"
             )
         return HmacVerifier(scheme, hmac, keys, tolerance)
-    return HmacVerifier(scheme, _PRESETS[scheme], keys, tolerance)
+    return HmacVerifier(scheme, PRESETS[scheme], keys, tolerance)
 
 
 def _utf8(secret: str, index: int, scheme: str) -> bytes:
