@@ -1,0 +1,205 @@
+"""From a valid definition to a flow ready to run, with each task's config checked by its type.
+
+Building is where a definition meets the registry: unknown task types, configs a task type
+refuses, broken templates and broken `when` conditions are found here, before any task runs,
+and are raised together as one `FlowDefinitionError` like the loader's problems. Each factory
+is called once with the task's config as written (templates unrendered); the executor calls it
+again with the rendered config just before the task runs.
+
+A factory's error becomes one problem per line: a pydantic `ValidationError` one per error, an
+error carrying `problems` as `(key path, message)` pairs (the built-in tasks' config error) one
+per pair, any other `ValueError` or `TaskError` one for the config as a whole.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from graphlib import TopologicalSorter
+from types import MappingProxyType
+from typing import Any, cast
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from mfo_client.config._messages import describe
+from mfo_client.config._unknown import closest
+from mfo_client.flows._definition import FlowDefinition, TaskDefinition
+from mfo_client.flows._errors import (
+    FlowDefinitionError,
+    FlowProblem,
+    TaskError,
+    UnknownTaskTypeError,
+)
+from mfo_client.flows._loader import graph_problems
+from mfo_client.flows._registry import TaskCallable, TaskRegistry
+
+__all__ = ["BuiltFlow", "build_flow"]
+
+_TEMPLATES = "mfo_client.flows._templates"
+_EXPRESSIONS = "mfo_client.flows._expressions"
+_TemplateCheck = Callable[[Mapping[str, Any]], list[str]]
+"""Messages for the config's broken templates, each starting with its key path and ": "."""
+_ExpressionCheck = Callable[[str], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltFlow:
+    """A definition whose graph and task configs are known to be good."""
+
+    definition: FlowDefinition
+    predecessors: Mapping[str, frozenset[str]]
+    """Each task's direct predecessors, successors and dependencies merged."""
+    order: tuple[str, ...]
+    """Every task id once, each after all its predecessors; file order among tasks of a level."""
+    callables: Mapping[str, TaskCallable]
+    """What each task's factory returned at build time, from the config as written."""
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def task(self, task_id: str) -> TaskDefinition:
+        return self.definition.task(task_id)
+
+
+def build_flow(definition: FlowDefinition, registry: TaskRegistry) -> BuiltFlow:
+    """Check the graph, look up every task type and call each factory once with its config.
+
+    Raises `FlowDefinitionError` listing every problem, each at its task's line.
+    """
+    problems = graph_problems(definition)
+    check_templates = cast(_TemplateCheck | None, _optional(_TEMPLATES, "check_templates"))
+    check_expression = cast(_ExpressionCheck | None, _optional(_EXPRESSIONS, "check_expression"))
+    callables: dict[str, TaskCallable] = {}
+    for task in definition.tasks:
+        spot = _Spot(definition.source, definition.lines.get(task.id), f"tasks[{task.id}]")
+        if check_expression is not None and task.when is not None:
+            message = check_expression(task.when)
+            if message is not None:
+                problems.append(spot.problem("when", message))
+        if check_templates is not None:
+            problems += [spot.keyed_problem(message) for message in check_templates(task.config)]
+        try:
+            factory = registry.get(task.type)
+        except UnknownTaskTypeError as exc:
+            problems.append(spot.problem("type", _unknown_type_message(exc)))
+            continue
+        try:
+            # A copy, so a factory that edits its config cannot change the definition.
+            callables[task.id] = factory(dict(task.config))
+        except ValidationError as exc:
+            problems += [
+                spot.problem(_path_text(("config", *error["loc"])), _config_message(error))
+                for error in exc.errors(include_url=False)
+            ]
+        except (TaskError, ValueError) as exc:
+            problems += _refusal_problems(spot, exc)
+    if problems:
+        raise FlowDefinitionError(sorted(problems, key=lambda problem: problem.line or 0))
+
+    predecessors = definition.predecessors()
+    return BuiltFlow(
+        definition=definition,
+        predecessors=MappingProxyType({k: frozenset(v) for k, v in predecessors.items()}),
+        order=_run_order(definition, predecessors),
+        callables=MappingProxyType(callables),
+    )
+
+
+def _optional(module_name: str, name: str) -> object | None:
+    """A checker from the template engine, which ships apart from the loader; None without it.
+
+    A flow then still builds, and a broken template or condition fails when its task runs.
+    """
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise  # the module is there but one of its own imports is broken
+        return None
+    found = getattr(module, name, None)
+    return found if callable(found) else None
+
+
+def _run_order(definition: FlowDefinition, predecessors: Mapping[str, set[str]]) -> tuple[str, ...]:
+    position = {task.id: index for index, task in enumerate(definition.tasks)}
+    sorter = TopologicalSorter(predecessors)
+    sorter.prepare()
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        order += ready
+        sorter.done(*ready)
+    return tuple(order)
+
+
+def _unknown_type_message(exc: UnknownTaskTypeError) -> str:
+    suggestion = closest(exc.type_name, exc.known)
+    hint = f' (did you mean "{suggestion}"?)' if suggestion else ""
+    known = ", ".join(exc.known) or "none"
+    return f'unknown task type "{exc.type_name}"{hint}; registered types: {known}'
+
+
+def _config_message(error: ErrorDetails) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key for this task type"
+    return describe(error)
+
+
+def _refusal_problems(spot: _Spot, exc: TaskError | ValueError) -> list[FlowProblem]:
+    message = exc.message if isinstance(exc, TaskError) else str(exc)
+    pairs = getattr(exc, "problems", None)
+    if isinstance(pairs, list) and pairs and all(_is_pair(pair) for pair in pairs):
+        # What follows the listed pairs in the message is a hint for them all ("; allowed
+        # keys: ..."); it is kept on the unknown-key problems it explains.
+        listed = "; ".join(f"{path}: {text}" if path else text for path, text in pairs)
+        hint = message.partition(listed)[2] if listed in message else ""
+        return [
+            spot.problem(
+                _path_text(("config", path)) if path else "config",
+                f"{text}{hint}" if text.startswith("unknown key") else text,
+            )
+            for path, text in pairs
+        ]
+    key = exc.details.get("key") if isinstance(exc, TaskError) else None
+    path = _path_text(("config", key)) if isinstance(key, str) else "config"
+    return [spot.problem(path, _one_line(message, exc))]
+
+
+def _is_pair(value: object) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(part, str) for part in value)
+    )
+
+
+def _one_line(message: str, exc: Exception) -> str:
+    text = "; ".join(line.strip() for line in message.splitlines() if line.strip())
+    return text or f"the task type refused this config ({type(exc).__name__})"
+
+
+def _path_text(parts: Sequence[str | int]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class _Spot:
+    source: str
+    line: int | None
+    task_path: str
+
+    def problem(self, path: str, message: str) -> FlowProblem:
+        return FlowProblem(self.source, message, self.line, f"{self.task_path}.{path}")
+
+    def keyed_problem(self, message: str) -> FlowProblem:
+        """A message led by its own key path (`config.url: ...`), which becomes the path."""
+        path, separator, rest = message.partition(": ")
+        if separator and path.startswith("config"):
+            return self.problem(path, rest)
+        return FlowProblem(self.source, message, self.line, self.task_path)

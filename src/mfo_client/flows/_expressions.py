@@ -1,0 +1,76 @@
+"""`when:` conditions: one Jinja2 expression over the run's data, in the templates' sandbox.
+
+`payload.ref == 'refs/heads/main'`, `input.count > 3 and eventName != 'x'`, Go-style
+`.eventName == 'a'`, and the same wrapped in `{{ }}` all work. A missing variable is an error
+naming it (test for it with `x is defined`, or give a fallback with `x | default(...)`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2.environment import TemplateExpression
+from jinja2.exceptions import TemplateSyntaxError
+
+from mfo_client.flows._errors import TemplateError
+from mfo_client.flows._templates import (
+    _ENV,
+    _materialize,
+    _single_expression,
+    _syntax_problem,
+    _template_error,
+    _translate_expression,
+    _WholeDataError,
+)
+
+__all__ = ["check_expression", "evaluate", "is_true"]
+
+_EMPTY = "the expression is empty; write a condition, e.g. input.count > 3"
+
+
+class _EmptyError(Exception):
+    pass
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile(expression: str) -> tuple[str, TemplateExpression]:
+    """The translated source and its compiled form, once per distinct expression."""
+    inner = _single_expression(expression)
+    translated = _translate_expression(expression if inner is None else inner)
+    if not translated.strip():
+        raise _EmptyError(_EMPTY)
+    return translated, _ENV.compile_expression(translated, undefined_to_none=False)
+
+
+def check_expression(expression: str) -> str | None:
+    """The syntax problem of an expression, or None when it compiles."""
+    try:
+        _compile(expression)
+    except (TemplateSyntaxError, _WholeDataError, _EmptyError) as exc:
+        return _syntax_problem(exc, expression=True)
+    return None
+
+
+def evaluate(expression: str, variables: Mapping[str, Any], *, where: str) -> Any:
+    """The expression's value over `variables`; TemplateError names `where` on any failure.
+
+    `where` locates the expression for messages, e.g. `tasks[deploy].when`.
+    """
+    try:
+        translated, compiled = _compile(expression)
+    except (TemplateSyntaxError, _WholeDataError, _EmptyError) as exc:
+        problem = _syntax_problem(exc, expression=True)
+        raise TemplateError(f"{where}: {problem}", where=where) from exc
+    try:
+        return _materialize(compiled(variables))
+    except Exception as exc:
+        raise _template_error(
+            where, exc, translated, variables, expression=True, where=where
+        ) from exc
+
+
+def is_true(expression: str, variables: Mapping[str, Any], *, where: str) -> bool:
+    """Whether a condition holds (Python truth: false, 0, "", [], {} and none are false)."""
+    return bool(evaluate(expression, variables, where=where))
