@@ -16,6 +16,7 @@ PACKAGES = [
     "mfo_client.config",
     "mfo_client.delivery",
     "mfo_client.devserver",
+    "mfo_client.flows",
     "mfo_client.observability",
     "mfo_client.webhook",
     "mfo_client.webhook.schemes",

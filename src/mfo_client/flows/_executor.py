@@ -22,7 +22,7 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +53,8 @@ class ExecutionOptions:
     run_id: str | None = None
     cancel: asyncio.Event | None = None
     """Set it to cancel the run: tasks in flight are cancelled, the rest skipped."""
+    observer: Callable[[TaskResult], None] | None = None
+    """Called when a task starts and when it reaches a final status (live progress, history)."""
     restored: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Outputs of tasks that already succeeded in an earlier attempt of this run (resume):
     they are not run again, and their outputs are visible downstream."""
@@ -114,7 +116,15 @@ class _Run:
         result = self.results[tid]
         result.status = TaskStatus.SKIPPED
         result.error = reason
+        self.notify(result)
         self.finish(tid)
+
+    def notify(self, result: TaskResult) -> None:
+        if self.options.observer is not None:
+            try:
+                self.options.observer(result)
+            except Exception:  # a broken observer must not break the run
+                _log.exception("flow observer failed")
 
     def restore(self) -> None:
         for tid, outputs in self.options.restored.items():
@@ -267,6 +277,7 @@ class FlowExecutor:
         result = run.results[tid]
         result.status = TaskStatus.RUNNING
         result.started_at = time.time()
+        run.notify(result)
         try:
             if task.when is not None and not self._when(run, task):
                 result.status = TaskStatus.SKIPPED
@@ -315,6 +326,7 @@ class FlowExecutor:
             raise
         finally:
             result.finished_at = time.time()
+            run.notify(result)
 
     def _fail(self, run: _Run, result: TaskResult, message: str) -> None:
         result.status = TaskStatus.FAILED

@@ -1,0 +1,194 @@
+"""`mfo flow run`: run one flow file locally, with live progress and a summary.
+
+Exit codes: 0 the flow succeeded, 1 it failed (or was cancelled), 2 the definition or the
+input cannot be used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mfo_client.api import AsyncMFOClient
+from mfo_client.cli._common import EXIT_INVALID, load_or_exit
+from mfo_client.cli._flow import default_registry, flow_app
+from mfo_client.flows import (
+    BuiltFlow,
+    ExecutionOptions,
+    FlowClients,
+    FlowDefinitionError,
+    FlowExecutor,
+    FlowResult,
+    TaskResult,
+    TaskStatus,
+    TemplateError,
+    build_flow,
+    load_flow,
+    render_config,
+)
+from mfo_client.observability import configure_logging
+
+__all__ = ["parse_inputs"]
+
+EXIT_FAILED = 1
+_MARK = {
+    TaskStatus.RUNNING: "[cyan]>[/]",
+    TaskStatus.SUCCEEDED: "[green]ok[/]",
+    TaskStatus.FAILED: "[red]FAILED[/]",
+    TaskStatus.SKIPPED: "[yellow]skipped[/]",
+    TaskStatus.CANCELLED: "[yellow]cancelled[/]",
+}
+
+
+def parse_inputs(pairs: list[str], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`KEY=VALUE` pairs into a nested mapping: a dotted KEY makes nested maps, and VALUE is
+    JSON when it parses as JSON, else text. Raises ValueError naming a bad pair."""
+    data: dict[str, Any] = dict(base or {})
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--input {pair!r}: expected KEY=VALUE, e.g. input.dataID=42")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def _initial(input_file: Path | None, pairs: list[str]) -> dict[str, Any]:
+    base: dict[str, Any] = {}
+    if input_file is not None:
+        try:
+            loaded = json.loads(input_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"--input-file {input_file}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f"--input-file {input_file}: must hold a JSON object")
+        base = loaded
+    return parse_inputs(pairs, base)
+
+
+def _dry_run(built: BuiltFlow, initial: dict[str, Any], out: Console) -> None:
+    """Render what can be rendered and say what each task would do; nothing runs."""
+    for tid in built.order:
+        task = built.task(tid)
+        deps = ", ".join(sorted(built.predecessors[tid])) or "-"
+        out.print(f"[bold]{tid}[/] ({task.type}) after: {deps}")
+        try:
+            config = render_config(task.config, initial, task_id=tid, flow=built.name)
+            out.print(f"  config: {json.dumps(config, default=str)}")
+        except TemplateError as exc:
+            out.print(f"  config (as written): {json.dumps(task.config, default=str)}")
+            out.print(f"  [dim]rendered when it runs: {exc.message}[/]")
+        if task.when is not None:
+            out.print(f"  when: {task.when}")
+
+
+def _summary(result: FlowResult, out: Console) -> None:
+    table = Table(title=f"{result.flow} ({result.run_id})")
+    for column in ("task", "status", "attempts", "time", "error"):
+        table.add_column(column)
+    for r in result.tasks.values():
+        took = f"{r.duration:.3f}s" if r.duration is not None else "-"
+        table.add_row(r.id, r.status.value, str(r.attempts), took, r.error or "")
+    out.print(table)
+    out.print(f"flow {result.flow} {result.status.value} in {result.duration:.3f}s")
+
+
+def _as_json(result: FlowResult) -> str:
+    data = dataclasses.asdict(result)
+    data["duration"] = result.duration
+    return json.dumps(data, default=str, indent=2)
+
+
+@flow_app.command("run")
+def run(
+    file: Annotated[Path, typer.Argument(help="The flow definition (YAML).", show_default=False)],
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option("--input", "-i", help="KEY=VALUE for the initial context; dotted keys nest."),
+    ] = None,
+    input_file: Annotated[
+        Path | None, typer.Option(help="A JSON object to start the initial context from.")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Configuration with the MFO server to use (client section)."
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Tasks running at once.")] = 8,
+    fail_fast: Annotated[
+        bool, typer.Option(help="Cancel the other tasks at the first failure.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Render templates, run nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Run FILE once with the built-in task types (and installed task packs)."""
+    err = Console(stderr=True)
+    out = Console()
+    try:
+        built = build_flow(load_flow(file), default_registry())
+    except FlowDefinitionError as exc:
+        for problem in exc.problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    try:
+        initial = _initial(input_file, inputs or [])
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    if dry_run:
+        _dry_run(built, initial, out)
+        return
+    cfg = load_or_exit(config) if config is not None else None
+    configure_logging("info", cfg.logging.format if cfg is not None else "text")
+
+    def progress(result: TaskResult) -> None:
+        if as_json:
+            return
+        if result.status is TaskStatus.RUNNING:
+            err.print(f"{_MARK[result.status]} {result.id} ({result.type})")
+        elif result.status in _MARK:
+            took = f" in {result.duration:.3f}s" if result.duration is not None else ""
+            why = f": {result.error}" if result.error else ""
+            err.print(f"{_MARK[result.status]} {result.id}{took}{why}")
+
+    async def execute() -> FlowResult:
+        client = AsyncMFOClient.from_config(cfg) if cfg is not None else None
+        executor = FlowExecutor(default_registry(), concurrency, FlowClients(mfo=client))
+        try:
+            return await executor.execute_flow(
+                built.definition,
+                initial,
+                ExecutionOptions(fail_fast=fail_fast, observer=progress),
+            )
+        finally:
+            executor.close()
+            if client is not None:
+                await client.aclose()
+
+    result = asyncio.run(execute())
+    if as_json:
+        typer.echo(_as_json(result))
+    else:
+        _summary(result, out)
+    if not result.succeeded:
+        raise typer.Exit(EXIT_FAILED)

@@ -1,0 +1,65 @@
+"""Taskflows: YAML-defined DAGs of tasks, validated before they run, executed concurrently.
+
+`load_flow(path)` reads a definition, `build_flow(definition, registry)` checks it against the
+task types, and `FlowExecutor(registry, concurrency, clients).execute_flow(...)` runs it. Tasks
+reach the MFO server through `FlowContext.mfo`; this package knows nothing of webhooks or the
+delivery store.
+"""
+
+from __future__ import annotations
+
+from mfo_client.flows._build import BuiltFlow, build_flow
+from mfo_client.flows._context import FlowClients, FlowContext, TaskInfo
+from mfo_client.flows._definition import FlowDefinition, RetrySpec, TaskDefinition
+from mfo_client.flows._errors import (
+    FlowDefinitionError,
+    FlowError,
+    FlowProblem,
+    MissingClientError,
+    TaskError,
+    TemplateError,
+    UnknownTaskTypeError,
+)
+from mfo_client.flows._executor import ExecutionOptions, FlowExecutor, run_flow
+from mfo_client.flows._expressions import evaluate, is_true
+from mfo_client.flows._graph import to_dot, to_mermaid
+from mfo_client.flows._loader import load_flow, parse_flow
+from mfo_client.flows._registry import ENTRY_POINT_GROUP, TaskCallable, TaskFactory, TaskRegistry
+from mfo_client.flows._result import FlowResult, RunStatus, TaskResult, TaskStatus
+from mfo_client.flows._templates import render_config
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BuiltFlow",
+    "ExecutionOptions",
+    "FlowClients",
+    "FlowContext",
+    "FlowDefinition",
+    "FlowDefinitionError",
+    "FlowError",
+    "FlowExecutor",
+    "FlowProblem",
+    "FlowResult",
+    "MissingClientError",
+    "RetrySpec",
+    "RunStatus",
+    "TaskCallable",
+    "TaskDefinition",
+    "TaskError",
+    "TaskFactory",
+    "TaskInfo",
+    "TaskRegistry",
+    "TaskResult",
+    "TaskStatus",
+    "TemplateError",
+    "UnknownTaskTypeError",
+    "build_flow",
+    "evaluate",
+    "is_true",
+    "load_flow",
+    "parse_flow",
+    "render_config",
+    "run_flow",
+    "to_dot",
+    "to_mermaid",
+]
