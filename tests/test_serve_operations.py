@@ -133,3 +133,19 @@ logging: {{level: warning}}
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, output.decode()
+
+
+def test_serve_refuses_to_forward_without_credentials(tmp_path: Path) -> None:
+    from mfo_client.service import Service, ServiceConfigError
+
+    cfg = Config.from_mapping(
+        {
+            "client": {"auth_token": "${EMPTY}"},
+            "webhook_listener": {"secret_key": SECRET},
+            "store": {"path": str(tmp_path / "outbox.db")},
+        },
+        env={"EMPTY": ""},
+    )
+    with pytest.raises(ServiceConfigError, match=r"client.auth_token \(or client.credentials\)"):
+        Service(cfg)
+    assert Service(cfg, workers=False).forwarder is None  # a listener alone needs no token

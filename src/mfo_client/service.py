@@ -22,14 +22,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mfo_client._net import bind_socket, url_for
-from mfo_client.api import AsyncMFOClient
+from mfo_client.api import AsyncMFOClient, CircuitBreakerRegistry, RetryPolicy
 from mfo_client.config import Config
-from mfo_client.delivery import EventStore, SQLiteStore
-from mfo_client.delivery._forwarder import Forwarder, ForwarderSettings
+from mfo_client.delivery import EventStore, Forwarder, ForwarderSettings, SQLiteStore
 from mfo_client.observability import CONTENT_TYPE_LATEST, Metrics
 from mfo_client.webhook import build_sources, create_webhook_app
 
-__all__ = ["Service", "build_store", "create_app", "forwarder_settings", "serve"]
+__all__ = [
+    "Service",
+    "ServiceConfigError",
+    "build_store",
+    "create_app",
+    "forwarder_settings",
+    "serve",
+]
 
 _log = logging.getLogger("mfo_client.service")
 _PRUNE_EVERY = 3600.0
@@ -48,14 +54,9 @@ def build_store(config: Config, *, role: str = "serve") -> EventStore:
 
 
 def forwarder_settings(config: Config) -> ForwarderSettings:
-    """Delivery settings; the lease outlasts the client's own retries of one send."""
+    """Delivery settings; a lease outlasts one send (a login, then the request)."""
     client, delivery = config.client, config.delivery
-    attempts = client.retry.max_attempts
-    worst_send = (
-        client.timeout.total_seconds() * attempts
-        + client.retry.max_backoff.total_seconds() * (attempts - 1)
-        + 5.0
-    )
+    worst_send = client.timeout.total_seconds() * 2 + 5.0
     return ForwarderSettings(
         concurrency=delivery.concurrency,
         max_attempts=delivery.max_attempts,
@@ -65,14 +66,29 @@ def forwarder_settings(config: Config) -> ForwarderSettings:
     )
 
 
+class ServiceConfigError(ValueError):
+    """The configuration cannot run the main job; the message says what to set."""
+
+
 class Service:
     """Listener + forwarders + store, built from one configuration."""
 
     def __init__(self, config: Config, *, workers: bool = True) -> None:
         self.config = config
         self.sources = build_sources(list(config.webhook_listener.effective_sources()))
+        client = config.client
+        token = client.auth_token.get_secret_value().strip() if client.auth_token else ""
+        if workers and not token and client.credentials is None:
+            raise ServiceConfigError(
+                "client.auth_token (or client.credentials) is not set: the MFO server would "
+                "refuse every forwarded event; set it, e.g. auth_token: ${MFO_TOKEN}"
+            )
         self.store = build_store(config)
-        self.client = AsyncMFOClient.from_config(config)
+        # One try per send: the outbox retries with its own, persistent schedule, and the
+        # breaker is this service's own, whatever else the process talks to.
+        self.client = AsyncMFOClient.from_config(
+            config, retry=RetryPolicy(max_attempts=1), breakers=CircuitBreakerRegistry()
+        )
         self.metrics = Metrics()
         self.forwarder = (
             Forwarder(self.store, self.client, forwarder_settings(config), metrics=self.metrics)
@@ -95,13 +111,13 @@ class Service:
         self._pruner: asyncio.Task[None] | None = None
 
     def _readiness(self) -> dict[str, Any]:
-        breaker = self.client._core.breaker
+        breaker = self.client.breaker
         return {"mfo_server": {"url": self.client.base_url, "breaker": breaker.state.value}}
 
     async def _metrics_endpoint(self, _request: Request) -> Response:
         stats = await self.store.stats()
         self.metrics.set_outbox(stats.pending, stats.in_flight, stats.delivered, stats.dead)
-        breaker = self.client._core.breaker
+        breaker = self.client.breaker
         self.metrics.set_breaker(breaker.name, breaker.state.value)
         return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -123,6 +139,8 @@ class Service:
         """Stop forwarding (in-flight sends may finish), then close the client and the store."""
         if self._pruner is not None:
             self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
         if self.forwarder is not None:
             await self.forwarder.stop()
         await self.client.aclose()

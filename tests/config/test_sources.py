@@ -101,3 +101,22 @@ def test_store_and_delivery_defaults_and_errors() -> None:
     problems = _problems({"store": {"fsync": "always"}, "delivery": {"max_attempts": 0}})
     assert 'cfg.yaml: store.fsync: must be one of normal, full, got "always"' in problems
     assert "cfg.yaml: delivery.max_attempts: must be >= 1, got 0" in problems
+
+
+def test_whitespace_secret_and_a_shadowed_default_source_are_refused() -> None:
+    (blank,) = _problems(
+        {"webhook_listener": {"sources": [{"name": "s", "path": "/s", "secret": "  "}]}}
+    )
+    assert 'scheme "github" needs a non-empty secret' in blank
+    (shadowed,) = _problems(
+        {
+            "webhook_listener": {
+                "path": "/webhook",
+                "secret_key": "k",
+                "sources": [{"name": "gh", "path": "/webhook", "secret": "x"}],
+            }
+        }
+    )
+    assert 'secret_key makes "/webhook" the default source, and source "gh" listens there' in (
+        shadowed
+    )

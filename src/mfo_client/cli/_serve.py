@@ -10,6 +10,7 @@ from mfo_client.cli._app import app
 from mfo_client.cli._common import EXIT_INVALID, ConfigOption, load_or_exit
 from mfo_client.delivery import StoreError
 from mfo_client.observability import configure_logging
+from mfo_client.service import ServiceConfigError
 from mfo_client.service import serve as run_service
 from mfo_client.webhook import SourceError
 
@@ -36,7 +37,7 @@ def serve(
 
     try:
         run_service(cfg, workers=not no_workers, on_ready=announce)
-    except (SourceError, StoreError) as exc:
+    except (SourceError, StoreError, ServiceConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
     except OSError as exc:

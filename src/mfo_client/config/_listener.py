@@ -84,7 +84,7 @@ class SourceConfig(Section):
 
     @model_validator(mode="after")
     def _fail_closed(self) -> Self:
-        given = [s for s in self.all_secrets if s.get_secret_value()]
+        given = [s for s in self.all_secrets if s.get_secret_value().strip()]
         if self.scheme == "none":
             if given:
                 raise PydanticCustomError(
@@ -148,6 +148,15 @@ class WebhookListenerConfig(Section):
 
     @model_validator(mode="after")
     def _unique_sources(self) -> Self:
+        if self.secret_key is not None:
+            for source in self.sources:
+                if source.path == self.path:
+                    raise PydanticCustomError(
+                        "duplicate_path",
+                        "secret_key makes {path} the default source, and source {name} "
+                        "listens there too; remove secret_key or give that source another path",
+                        {"path": f'"{self.path}"', "name": f'"{source.name}"'},
+                    )
         seen_names: set[str] = set()
         seen_paths: set[str] = set()
         for source in self.effective_sources():
@@ -170,7 +179,7 @@ class WebhookListenerConfig(Section):
         to start then rather than accept unsigned webhooks.
         """
         sources = list(self.sources)
-        if self.secret_key is not None and not any(s.path == self.path for s in sources):
+        if self.secret_key is not None:
             sources.insert(
                 0,
                 SourceConfig(

@@ -116,7 +116,7 @@ class Forwarder:
 
     async def _work(self, n: int) -> None:
         while not self._stopping.is_set():
-            breaker = self.client._core.breaker
+            breaker = self.client.breaker
             try:
                 breaker_wait = breaker.wait_time()
                 if breaker_wait > 0:

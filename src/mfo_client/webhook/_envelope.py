@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
+from mfo_client.api.models import Event
 from mfo_client.webhook._errors import IntakeError
 from mfo_client.webhook._sources import Source
 
@@ -98,6 +101,12 @@ def build_event(
             }
         },
     }
+    try:  # refuse now what the forwarder could never send, rather than acknowledge it
+        Event.model_validate(event)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise IntakeError(400, "invalid_event", f"event.{where}: {first['msg']}") from None
     return event, delivery_id
 
 
