@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 HOST ?= 127.0.0.1
 MFO_PORT ?= 8081
+LISTEN_PORT ?= 8080
 CONFIG ?= examples/config.yaml
+export MFO_PORT LISTEN_PORT
 
 .PHONY: install install-dev run dev-server test lint typecheck unit bench lock clean
 
