@@ -142,3 +142,23 @@ async def test_accept_needs_an_open_store(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "outbox.db")
     with pytest.raises(StoreError, match="not open"):
         await store.accept(incoming("e"))
+
+
+async def test_a_lock_held_elsewhere_fails_the_waiting_batch_at_once_then_recovers(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.db"
+    async with SQLiteStore(path, busy_timeout=0.2) as store:
+        await store.accept(incoming("warm-up"))
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # e.g. a long admin command in another process
+            results = await asyncio.gather(
+                *(store.accept(incoming(f"evt-{n}")) for n in range(20)), return_exceptions=True
+            )
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert all(isinstance(r, delivery.StoreUnavailableError) for r in results)
+        assert "database is locked" in str(results[0])
+        assert await store.accept(incoming("after")) == Accepted(id="after", duplicate=False)

@@ -168,16 +168,20 @@ class Writer:
             # way nothing of the batch is committed.
             with contextlib.suppress(sqlite3.Error):
                 conn.rollback()
-            if len(calls) > 1:
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            busy = code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if len(calls) > 1 and not busy:
+                # Find the one call that fails; the others are committed on their own.
                 for call in calls:
                     self._execute(conn, [call])
                 return
-            (call,) = calls
-            if call.write:
-                self.healthy = False
-            call.future.set_exception(
-                StoreUnavailableError(f"the event store {self._name} failed: {exc}")
-            )
+            # Busy: another process holds the lock past busy_timeout. Retrying each call would
+            # wait that long again per call, so the whole batch fails at once (intake: 503).
+            failure = StoreUnavailableError(f"the event store {self._name} failed: {exc}")
+            for call in calls:
+                if call.write and not busy:
+                    self.healthy = False
+                call.future.set_exception(failure)
             return
         for call, (result, error) in zip(calls, outcomes, strict=True):
             if error is None:
