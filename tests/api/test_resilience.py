@@ -8,11 +8,13 @@ import time
 import pytest
 
 from mfo_client import (
+    APIError,
     AsyncMFOClient,
     CircuitBreakerPolicy,
     CircuitOpenError,
     Event,
     MFOClient,
+    NotFoundError,
     RateLimitError,
     RetryPolicy,
     ServerError,
@@ -96,8 +98,9 @@ def test_other_statuses_are_tried_once(
 ) -> None:
     server.faults(status=status, count=1)
     with MFOClient(server.api, auth=TOKEN, breakers=breakers) as mfo:
-        with pytest.raises(Exception):  # noqa: B017 (the class is checked in test_errors)
+        with pytest.raises(APIError) as info:
             mfo.jobs.create("j")
+    assert info.value.status == status
     assert server.count("POST /api/jobs") == 1
 
 
@@ -185,6 +188,6 @@ def test_client_errors_do_not_trip_the_breaker(
     policy = CircuitBreakerPolicy(failure_threshold=2, reset_timeout=60)
     with MFOClient(server.api, auth=TOKEN, circuit_breaker=policy, breakers=breakers) as mfo:
         for _ in range(5):
-            with pytest.raises(Exception):  # noqa: B017
+            with pytest.raises(NotFoundError):
                 mfo.resources.get("missing")
         assert breakers.get(server.api, policy).state is BreakerState.CLOSED
