@@ -9,6 +9,18 @@ The caller's `ctx.clients.http` is used when given: its transport, proxies, limi
 hooks apply, but not its default headers, cookies or auth, which are meant for other hosts than
 one an event chose. Otherwise a client is made for the one fetch, ignoring proxy environment
 variables, since the request goes to the vetted address itself.
+
+Settings: the operator (never a flow file or event data) may give a mapping as
+`settings["http_get_task"]` of the run's `FlowClients`, for every such task of the run; invalid
+settings fail the task with a `TaskConfigError` naming the key:
+
+- `allow_hosts`: entries as in a task's `allow_hosts`, added to every task's own.
+- `connect_to`: `"host:port" -> "host:port"`, like curl's `--connect-to`. A request for the
+  first host and port (the scheme's default port when the URL has none) is sent to the second
+  instead, on every redirect hop too, while its `Host` header, TLS SNI and certificate check
+  still use the URL's name. The URL's own host is then never looked up, and the SSRF guard
+  checks the host actually connected to, so a private or loopback target must be allowed as
+  well (`"api.example.com:443": "127.0.0.1:8443"` with `127.0.0.1` in `allow_hosts`).
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ import asyncio
 import codecs
 import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -26,20 +38,23 @@ import httpx
 from pydantic import AfterValidator, Field, field_validator
 
 from mfo_client.config import Duration, format_duration
+from mfo_client.config._messages import show
 from mfo_client.flows._context import FlowContext
 from mfo_client.flows._errors import TaskError
 from mfo_client.flows._registry import TaskCallable
-from mfo_client.flows.tasks._common import TaskConfig, is_templated
+from mfo_client.flows.tasks._common import TaskConfig, is_templated, validate
 from mfo_client.flows.tasks._ssrf import (
     SCHEMES,
     HostPolicy,
     Target,
     check_allow_entry,
+    endpoint,
+    host_port,
     shown_url,
     vet,
 )
 
-__all__ = ["HttpGetConfig", "build_http_get"]
+__all__ = ["HttpGetConfig", "HttpGetSettings", "build_http_get"]
 
 TEN_MEBIBYTES = 10 * 1024 * 1024
 _ERROR_BODY_CHARS = 500
@@ -85,18 +100,64 @@ class HttpGetConfig(TaskConfig):
         return value
 
 
+def _host_port(value: Any) -> tuple[str, int]:
+    if not isinstance(value, str):
+        raise ValueError(f'must be a "host:port" string, got {show(value)}')
+    return host_port(value)
+
+
+class HttpGetSettings(TaskConfig):
+    """The operator's settings for every `http_get_task` of a run (see the module docstring)."""
+
+    allow_hosts: list[Annotated[str, AfterValidator(check_allow_entry)]] = Field(
+        default_factory=list
+    )
+    """Added to each task's own `allow_hosts`."""
+    connect_to: dict[tuple[str, int], tuple[str, int]] = Field(default_factory=dict)
+    """`(host, port)` of a URL -> `(host, port)` its requests are sent to (given as strings)."""
+
+    @field_validator("connect_to", mode="before")
+    @classmethod
+    def _endpoints(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value  # pydantic says it must be a mapping
+        parsed: dict[tuple[str, int], tuple[str, int]] = {}
+        for key, to in value.items():
+            source = _host_port(key)
+            if source in parsed:
+                raise ValueError(f'"{key}" is the same host and port as an earlier key')
+            try:
+                parsed[source] = _host_port(to)
+            except ValueError as exc:
+                raise ValueError(f'"{key}": {exc}') from None
+        return parsed
+
+    @classmethod
+    def of(cls, ctx: FlowContext) -> HttpGetSettings:
+        """The run's settings (`ctx.clients.settings["http_get_task"]`), validated."""
+        raw = ctx.clients.settings.get("http_get_task")
+        return _NO_SETTINGS if raw is None else validate(cls, raw, "http_get_task settings")
+
+
+_NO_SETTINGS = HttpGetSettings()
+
+
 def build_http_get(cfg: HttpGetConfig) -> TaskCallable:
-    policy = HostPolicy.from_entries(cfg.allow_hosts)
+    own_policy = HostPolicy.from_entries(cfg.allow_hosts)
 
     async def run(ctx: FlowContext) -> dict[str, Any]:
+        settings = HttpGetSettings.of(ctx)
+        policy = own_policy
+        if settings.allow_hosts:
+            policy = HostPolicy.from_entries([*cfg.allow_hosts, *settings.allow_hosts])
         shown = shown_url(cfg.url)
         try:
             url = httpx.URL(cfg.url)
             async with asyncio.timeout(cfg.timeout.total_seconds()):
                 if ctx.clients.http is not None:
-                    return await _fetch(ctx.clients.http, cfg, policy, url)
+                    return await _fetch(ctx.clients.http, cfg, settings, policy, url)
                 async with httpx.AsyncClient(trust_env=False) as client:
-                    return await _fetch(client, cfg, policy, url)
+                    return await _fetch(client, cfg, settings, policy, url)
         except (TimeoutError, httpx.TimeoutException):
             raise TaskError(
                 f"GET {shown} timed out after {format_duration(cfg.timeout)}", url=shown
@@ -111,11 +172,15 @@ def build_http_get(cfg: HttpGetConfig) -> TaskCallable:
 
 
 async def _fetch(
-    client: httpx.AsyncClient, cfg: HttpGetConfig, policy: HostPolicy, url: httpx.URL
+    client: httpx.AsyncClient,
+    cfg: HttpGetConfig,
+    settings: HttpGetSettings,
+    policy: HostPolicy,
+    url: httpx.URL,
 ) -> dict[str, Any]:
     headers = dict(cfg.headers)
     for hop in range(cfg.max_redirects + 1):
-        target = await vet(url, policy)
+        target = await vet(url, policy, _via(url, settings))
         async with _send(client, target, headers, cfg.timeout.total_seconds()) as response:
             location = response.headers.get("location")
             if response.is_redirect and cfg.follow_redirects and location:
@@ -144,25 +209,26 @@ async def _fetch(
     raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
 
+def _via(url: httpx.URL, settings: HttpGetSettings) -> httpx.URL | None:
+    """`url` sent where `connect_to` says, if it names the URL's host and port."""
+    to = settings.connect_to.get(endpoint(url)) if settings.connect_to else None
+    return None if to is None else url.copy_with(host=to[0], port=to[1])
+
+
 @asynccontextmanager
 async def _send(
     client: httpx.AsyncClient, target: Target, headers: dict[str, str], timeout: float
 ) -> AsyncIterator[httpx.Response]:
     """The streamed response from the first vetted address that accepts a connection."""
-    if not target.addresses:  # the URL's host is an address: nothing to pin
-        request = _request(target.url, target.url, headers, timeout)
-        response = await client.send(request, stream=True, follow_redirects=False, auth=None)
-    else:
-        for index, address in enumerate(target.addresses):
-            request = _request(target.url, target.pinned(address), headers, timeout)
-            try:
-                response = await client.send(
-                    request, stream=True, follow_redirects=False, auth=None
-                )
-                break
-            except httpx.ConnectError:
-                if index == len(target.addresses) - 1:
-                    raise
+    destinations = target.destinations()
+    for index, send_to in enumerate(destinations):
+        request = _request(target.url, send_to, headers, timeout)
+        try:
+            response = await client.send(request, stream=True, follow_redirects=False, auth=None)
+            break
+        except httpx.ConnectError:
+            if index == len(destinations) - 1:
+                raise
     try:
         yield response
     finally:
@@ -172,7 +238,8 @@ async def _send(
 def _request(
     url: httpx.URL, send_to: httpx.URL, headers: dict[str, str], timeout: float
 ) -> httpx.Request:
-    """A GET of `url` sent to `send_to` (the same URL, or pinned to a vetted address).
+    """A GET of `url` sent to `send_to` (the same URL, or another host and port: a vetted
+    address, or where `connect_to` says).
 
     Built here rather than by the client, and sent with `auth=None`: a shared client's default
     headers, cookies and auth are meant for the hosts it was set up for, never for a URL an
@@ -182,7 +249,7 @@ def _request(
     wanted["User-Agent"] = _user_agent()
     wanted.update(headers)
     extensions: dict[str, Any] = {"timeout": httpx.Timeout(timeout).as_dict()}
-    if send_to.raw_host != url.raw_host:
+    if send_to.netloc != url.netloc:
         if "host" not in wanted:
             wanted["Host"] = url.netloc.decode("ascii")
         if url.scheme == "https":

@@ -22,6 +22,10 @@ HTTPS request asks for its connection to be closed after use: pooled connections
 address, and one set up (and certificate-checked) for one name must not carry a request for
 another name served at the same address. Redirects are re-vetted hop by hop.
 
+A request sent elsewhere than its URL's host (`via`: the `connect_to` setting of `http_get_task`)
+is checked at the host it is sent to, the URL's own host never being looked up: the rules
+protect what a request reaches, not what it is called.
+
 Not covered: a proxy configured on a caller's shared `httpx.AsyncClient` sees the pinned
 address and goes wherever it routes it; an HTTP/2 client may reuse a connection across names
 at one address; and a public address that forwards into a private network is public as far as
@@ -41,12 +45,23 @@ import httpx
 
 from mfo_client.flows._errors import TaskError
 
-__all__ = ["HostPolicy", "Target", "UnsafeURLError", "check_allow_entry", "shown_url", "vet"]
+__all__ = [
+    "HostPolicy",
+    "Target",
+    "UnsafeURLError",
+    "check_allow_entry",
+    "endpoint",
+    "host_port",
+    "shown_url",
+    "vet",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 SCHEMES = ("http", "https")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_PORT = re.compile(r"[0-9]{1,5}")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOSTNAME = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}\.?")
@@ -72,6 +87,32 @@ def check_allow_entry(entry: str) -> str:
             '(write "api.internal", "*.corp.example", "10.0.0.5" or "10.0.0.0/8")'
         )
     return entry
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """`("api.example.com", 443)` for `"api.example.com:443"`: a host (a name, an IPv4 address
+    or a bracketed IPv6 one) in the form `endpoint` gives, and a port, which is required."""
+    host, colon, port = text.strip().rpartition(":")
+    if colon and _PORT.fullmatch(port) and 0 < int(port) < 65536:
+        bracketed = host.startswith("[") and host.endswith("]")
+        address = _address(host) if bracketed or ":" not in host else None
+        if address is not None and bracketed == (address.version == 6):
+            return str(address), int(port)
+        name = None if address is not None or bracketed else _name(host)
+        if name is not None:
+            return name, int(port)
+    raise ValueError(
+        f'not a "host:port" with a port from 1 to 65535: "{text}" '
+        '(write "api.example.com:443", "10.0.0.5:8443" or "[::1]:8443")'
+    )
+
+
+def endpoint(url: httpx.URL) -> tuple[str, int]:
+    """The host (as `host_port` gives it) and port (the scheme's default if none) of `url`."""
+    host = url.raw_host.decode("ascii").lower()
+    address = _address(host)
+    port = url.port or _DEFAULT_PORTS.get(url.scheme, 0)
+    return (str(address) if address is not None else host.rstrip(".")), port
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +152,19 @@ class Target:
 
     url: httpx.URL
     addresses: tuple[str, ...]
-    """Empty when the URL's host is itself an address: nothing to pin."""
+    """Empty when the host vetted is itself an address: nothing to pin."""
+    via: httpx.URL | None = None
+    """`url` with the host and port it is sent to instead, if any (the host vetted)."""
 
     def pinned(self, address: str) -> httpx.URL:
-        return self.url.copy_with(host=address)
+        return (self.via or self.url).copy_with(host=address)
+
+    def destinations(self) -> list[httpx.URL]:
+        """Where to send the request, to be tried in order: `url` sent to one of these (its
+        `Host` header, TLS SNI and certificate check still naming `url`'s host)."""
+        if self.addresses:
+            return [self.pinned(address) for address in self.addresses]
+        return [self.via or self.url]
 
 
 def shown_url(url: httpx.URL | str) -> str:
@@ -129,16 +179,22 @@ def shown_url(url: httpx.URL | str) -> str:
     return str(parsed.copy_with(userinfo=b"")) if parsed.userinfo else str(parsed)
 
 
-async def vet(url: httpx.URL, policy: HostPolicy) -> Target:
-    """Check `url` against the rules above; UnsafeURLError if refused."""
+async def vet(url: httpx.URL, policy: HostPolicy, via: httpx.URL | None = None) -> Target:
+    """Check `url` against the rules above, or, if it is to be sent `via` another host and
+    port, check that host instead; UnsafeURLError if refused."""
     shown = shown_url(url)
+    where = f'"{shown}"'
+    details: dict[str, str] = {"url": shown}
+    if via is not None:
+        details["connect_to"] = via.netloc.decode("ascii")
+        where += f" through {details['connect_to']} (its connect_to)"
     if url.scheme not in SCHEMES:
         raise UnsafeURLError(
             f'refusing to fetch "{shown}": only http and https URLs are allowed, '
             f'not "{url.scheme}"',
             url=shown,
         )
-    host = url.raw_host.decode("ascii").lower()
+    host = (via or url).raw_host.decode("ascii").lower()
     if not host:
         raise UnsafeURLError(f'refusing to fetch "{shown}": the URL has no host', url=shown)
     literal = _address(host)
@@ -146,44 +202,44 @@ async def vet(url: httpx.URL, policy: HostPolicy) -> Target:
         reason = None if policy.allows_address(literal) else _blocked(literal)
         if reason:
             raise UnsafeURLError(
-                f'refusing to fetch "{shown}": {literal} is {reason} address; '
+                f"refusing to fetch {where}: {literal} is {reason} address; "
                 f'to allow it, add "{literal}" to allow_hosts',
-                url=shown,
                 host=host,
+                **details,
             )
-        return Target(url, ())
-    addresses = await _resolve(shown, host)
+        return Target(url, (), via)
+    addresses = await _resolve(where, host, details)
     if not policy.allows_name(host.rstrip(".")):
         for address in addresses:
             reason = None if policy.allows_address(address) else _blocked(address)
             if reason:
                 raise UnsafeURLError(
-                    f'refusing to fetch "{shown}": host "{host}" resolves to {address}, '
+                    f'refusing to fetch {where}: host "{host}" resolves to {address}, '
                     f'{reason} address; to allow it, add "{host}" (or "{address}") '
                     "to allow_hosts",
-                    url=shown,
                     host=host,
                     address=str(address),
+                    **details,
                 )
-    return Target(url, tuple(str(a) for a in addresses))
+    return Target(url, tuple(str(a) for a in addresses), via)
 
 
-async def _resolve(shown: str, host: str) -> list[IPAddress]:
+async def _resolve(where: str, host: str, details: dict[str, str]) -> list[IPAddress]:
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
         raise TaskError(
-            f'cannot fetch "{shown}": host "{host}" does not resolve ({reason})',
-            url=shown,
+            f'cannot fetch {where}: host "{host}" does not resolve ({reason})',
             host=host,
+            **details,
         ) from None
     found: dict[IPAddress, None] = {}
     for *_, sockaddr in infos:
         found[ipaddress.ip_address(sockaddr[0])] = None
     if not found:
-        raise TaskError(f'cannot fetch "{shown}": host "{host}" has no address', url=shown)
+        raise TaskError(f'cannot fetch {where}: host "{host}" has no address', **details)
     return list(found)
 
 
