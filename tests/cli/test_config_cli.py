@@ -57,6 +57,7 @@ EXPECTED_SEED_OUTPUT = {
         "max_backoff": "10m",
     },
     "metrics": {"enabled": True, "path": "/metrics", "host": None, "port": None},
+    "flows": {"concurrency": 8, "tasks": {}, "transformation_rules": {}},
 }
 
 

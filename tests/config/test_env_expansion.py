@@ -120,11 +120,11 @@ def test_unknown_sections_are_not_expanded(write_config: WriteConfig) -> None:
     """A newer file's sections may use variables this version never needs."""
     path = write_config(
         """
-        flows:
+        plugins:
           url: ${STORE_URL}
         """
     )
 
     config = load_config(path, env={})
 
-    assert [str(w) for w in config.warnings] == [f"{path}:1: flows: unknown key"]
+    assert [str(w) for w in config.warnings] == [f"{path}:1: plugins: unknown key"]

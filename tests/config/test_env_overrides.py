@@ -95,7 +95,7 @@ def test_unknown_variables_are_warnings_with_the_variable_name() -> None:
         env={
             "MFO_CLIENT__TIMEOUTT": "5s",
             "MFO_CLEINT__TIMEOUT": "5s",
-            "MFO_FLOWS__PATH": "/var/lib/mfo",
+            "MFO_PLUGINS__PATH": "/var/lib/mfo",
             "MFO_CLIENT__TIMEOUT__SECONDS": "5",
             "MFO_CLIENT__RETRY": "5",
         },
@@ -111,7 +111,7 @@ def test_unknown_variables_are_warnings_with_the_variable_name() -> None:
         "environment variable MFO_CLIENT__TIMEOUTT: client.timeoutt: "
         'unknown key (did you mean "MFO_CLIENT__TIMEOUT"?)',
         "environment variable MFO_CLIENT__TIMEOUT__SECONDS: client.timeout.seconds: unknown key",
-        "environment variable MFO_FLOWS__PATH: flows.path: unknown key",
+        "environment variable MFO_PLUGINS__PATH: plugins.path: unknown key",
     ]
 
 

@@ -58,6 +58,7 @@ def test_redacted_dict_of_the_seed_file(seed_path: Path) -> None:
             "max_backoff": "10m",
         },
         "metrics": {"enabled": True, "path": "/metrics", "host": None, "port": None},
+        "flows": {"concurrency": 8, "tasks": {}, "transformation_rules": {}},
     }
 
 

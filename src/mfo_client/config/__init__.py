@@ -26,7 +26,7 @@ from mfo_client.config._models import (
     RetryConfig,
     load_config,
 )
-from mfo_client.config._store import DeliveryConfig, StoreConfig
+from mfo_client.config._store import DeliveryConfig, FlowsConfig, StoreConfig
 
 __all__ = [
     "SCHEMES",
@@ -38,6 +38,7 @@ __all__ = [
     "Credentials",
     "DeliveryConfig",
     "Duration",
+    "FlowsConfig",
     "HmacSchemeConfig",
     "LoggingConfig",
     "MetricsConfig",

@@ -26,7 +26,7 @@ from mfo_client.config._errors import ConfigProblem
 from mfo_client.config._listener import MetricsConfig, WebhookListenerConfig
 from mfo_client.config._loader import load_data, load_file
 from mfo_client.config._redact import redact
-from mfo_client.config._store import DeliveryConfig, StoreConfig
+from mfo_client.config._store import DeliveryConfig, FlowsConfig, StoreConfig
 
 __all__ = [
     "CircuitBreakerConfig",
@@ -121,6 +121,7 @@ class Config(Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    flows: FlowsConfig = Field(default_factory=FlowsConfig)
 
     _warnings: list[ConfigProblem] = PrivateAttr(default_factory=list)
 

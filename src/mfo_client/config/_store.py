@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -11,7 +11,7 @@ from mfo_client.config import _defaults
 from mfo_client.config._base import Section
 from mfo_client.config._durations import Duration, format_duration
 
-__all__ = ["DeliveryConfig", "StoreConfig"]
+__all__ = ["DeliveryConfig", "FlowsConfig", "StoreConfig"]
 
 
 class StoreConfig(Section):
@@ -45,3 +45,20 @@ class DeliveryConfig(Section):
                 },
             )
         return self
+
+
+class FlowsConfig(Section):
+    """Local taskflows: how many tasks run at once, and operator settings per task type.
+
+    `tasks` holds settings that flow files and event data cannot change, e.g.
+    `http_get_task: {allow_hosts: [...], connect_to: {...}}`; `transformation_rules` are the
+    rule sets `data_transform_task` can name (besides the built-in `ruleset_v1`).
+    """
+
+    concurrency: int = Field(default=8, ge=1, le=1024)
+    tasks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    transformation_rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def task_settings(self) -> dict[str, Any]:
+        """What the flow engine hands tasks as `FlowClients.settings`."""
+        return {**self.tasks, "transformation_rules": dict(self.transformation_rules)}
