@@ -56,6 +56,7 @@ unit: install-dev
 bench: install-dev
 	$(BIN)/python bench/client_overhead.py
 	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/flows.py
 
 ## lock: re-resolve the newest allowed versions into constraints.txt
 lock: $(BIN)/python
