@@ -2,6 +2,9 @@
 
 Exit codes: 0 the flow succeeded, 1 it failed (or was cancelled), 2 the definition or the
 input cannot be used.
+
+The run is recorded in the run history (`--history`, default `.mfo/runs.db`; `--no-history`
+to skip it), so a failed or killed run can be resumed with `mfo runs resume RUN_ID`.
 """
 
 from __future__ import annotations
@@ -9,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import shlex
+import sqlite3
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,12 +26,15 @@ from mfo_client.api import AsyncMFOClient
 from mfo_client.cli._common import EXIT_INVALID, load_or_exit
 from mfo_client.cli._flow import default_registry, flow_app
 from mfo_client.flows import (
+    DEFAULT_HISTORY_PATH,
     BuiltFlow,
     ExecutionOptions,
     FlowClients,
     FlowDefinitionError,
     FlowExecutor,
     FlowResult,
+    RunHistoryError,
+    SQLiteRunHistory,
     TaskResult,
     TaskStatus,
     TemplateError,
@@ -35,9 +44,18 @@ from mfo_client.flows import (
 )
 from mfo_client.observability import configure_logging
 
-__all__ = ["parse_inputs"]
+__all__ = ["HISTORY_ENV", "HistoryOption", "parse_inputs"]
 
 EXIT_FAILED = 1
+HISTORY_ENV = "MFO_RUNS_DB"
+HistoryOption = Annotated[
+    Path,
+    typer.Option(
+        "--history",
+        envvar=HISTORY_ENV,
+        help=f"The run history (SQLite file; ${HISTORY_ENV} if set).",
+    ),
+]
 _MARK = {
     TaskStatus.RUNNING: "[cyan]>[/]",
     TaskStatus.SUCCEEDED: "[green]ok[/]",
@@ -140,6 +158,10 @@ def run(
         bool, typer.Option("--dry-run", help="Render templates, run nothing.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    history: HistoryOption = Path(DEFAULT_HISTORY_PATH),
+    no_history: Annotated[
+        bool, typer.Option("--no-history", help="Do not record the run (it cannot be resumed).")
+    ] = False,
 ) -> None:
     """Run FILE once with the built-in task types (and installed task packs)."""
     err = Console(stderr=True)
@@ -171,24 +193,50 @@ def run(
             why = f": {result.error}" if result.error else ""
             err.print(f"{_MARK[result.status]} {result.id}{took}{why}")
 
+    run_id = uuid.uuid4().hex
+    if not no_history and not as_json:
+        err.print(f"run {run_id}", highlight=False)
+
     async def execute() -> FlowResult:
         client = AsyncMFOClient.from_config(cfg) if cfg is not None else None
         executor = FlowExecutor(default_registry(), concurrency, FlowClients(mfo=client))
+        store = None if no_history else SQLiteRunHistory(history)
         try:
             return await executor.execute_flow(
                 built.definition,
                 initial,
-                ExecutionOptions(fail_fast=fail_fast, observer=progress),
+                ExecutionOptions(
+                    run_id=run_id, fail_fast=fail_fast, observer=progress, history=store
+                ),
             )
         finally:
             executor.close()
+            if store is not None:
+                await store.close()
             if client is not None:
                 await client.aclose()
 
-    result = asyncio.run(execute())
+    try:
+        result = asyncio.run(execute())
+    except (sqlite3.Error, OSError, RunHistoryError) as exc:  # only the run's start can raise
+        if no_history:
+            raise
+        typer.echo(
+            f"error: cannot record the run in the run history {history}: {exc} "
+            "(run with --no-history to run it unrecorded)",
+            err=True,
+        )
+        raise typer.Exit(EXIT_INVALID) from None
     if as_json:
         typer.echo(_as_json(result))
     else:
         _summary(result, out)
     if not result.succeeded:
+        if not no_history:
+            hint = f"mfo runs resume {run_id}"
+            if history != Path(DEFAULT_HISTORY_PATH):
+                hint += f" --history {shlex.quote(str(history))}"
+            if config is not None:
+                hint += f" --config {shlex.quote(str(config))}"
+            typer.echo(f"run {run_id} {result.status.value}; resume it with: {hint}", err=True)
         raise typer.Exit(EXIT_FAILED)

@@ -3,7 +3,8 @@
 `load_flow(path)` reads a definition, `build_flow(definition, registry)` checks it against the
 task types, and `FlowExecutor(registry, concurrency, clients).execute_flow(...)` runs it. Tasks
 reach the MFO server through `FlowContext.mfo`; this package knows nothing of webhooks or the
-delivery store.
+delivery store. Runs can be recorded in a `RunHistory` (`SQLiteRunHistory`) and resumed with
+`resume_run`.
 """
 
 from __future__ import annotations
@@ -23,12 +24,23 @@ from mfo_client.flows._errors import (
 from mfo_client.flows._executor import ExecutionOptions, FlowExecutor, run_flow
 from mfo_client.flows._expressions import evaluate, is_true
 from mfo_client.flows._graph import to_dot, to_mermaid
+from mfo_client.flows._history import (
+    DEFAULT_HISTORY_PATH,
+    RunHistory,
+    RunHistoryError,
+    RunRecord,
+    RunState,
+    TaskRecord,
+    resume_run,
+)
+from mfo_client.flows._history_sqlite import SQLiteRunHistory
 from mfo_client.flows._loader import load_flow, parse_flow
 from mfo_client.flows._registry import ENTRY_POINT_GROUP, TaskCallable, TaskFactory, TaskRegistry
 from mfo_client.flows._result import FlowResult, RunStatus, TaskResult, TaskStatus
 from mfo_client.flows._templates import render_config
 
 __all__ = [
+    "DEFAULT_HISTORY_PATH",
     "ENTRY_POINT_GROUP",
     "BuiltFlow",
     "ExecutionOptions",
@@ -42,12 +54,18 @@ __all__ = [
     "FlowResult",
     "MissingClientError",
     "RetrySpec",
+    "RunHistory",
+    "RunHistoryError",
+    "RunRecord",
+    "RunState",
     "RunStatus",
+    "SQLiteRunHistory",
     "TaskCallable",
     "TaskDefinition",
     "TaskError",
     "TaskFactory",
     "TaskInfo",
+    "TaskRecord",
     "TaskRegistry",
     "TaskResult",
     "TaskStatus",
@@ -59,6 +77,7 @@ __all__ = [
     "load_flow",
     "parse_flow",
     "render_config",
+    "resume_run",
     "run_flow",
     "to_dot",
     "to_mermaid",

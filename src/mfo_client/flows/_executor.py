@@ -11,6 +11,11 @@ Skips: a task whose predecessor failed, was cancelled, or was skipped because of
 skipped ("upstream failed"). A task whose `when:` is false is skipped, and so is a task all of
 whose predecessors were skipped that way; a task with at least one predecessor that ran still
 runs.
+
+History: with `ExecutionOptions(history=...)` the run's start, each task's start and final
+state, and its end are written to the history, each write awaited before the run moves on (a
+task's final state before its successors are released); the history's cancel request is polled
+every `CANCEL_POLL_INTERVAL` seconds. Without it, none of this costs anything.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -35,6 +40,9 @@ from mfo_client.flows._errors import TaskError, TemplateError
 from mfo_client.flows._registry import TaskRegistry
 from mfo_client.flows._result import FlowResult, RunStatus, TaskResult, TaskStatus
 
+if TYPE_CHECKING:
+    from mfo_client.flows._history import RunHistory
+
 __all__ = ["ExecutionOptions", "FlowExecutor", "run_flow"]
 
 _log = logging.getLogger("mfo_client.flows")
@@ -42,6 +50,9 @@ _log = logging.getLogger("mfo_client.flows")
 _UPSTREAM_FAILED = "skipped: an upstream task did not succeed"
 _CONDITION_FALSE = "skipped: when-condition is false"
 _UPSTREAM_SKIPPED = "skipped: every upstream task was skipped by its condition"
+
+CANCEL_POLL_INTERVAL = 0.5
+"""Seconds between two checks of the run history's cancel request."""
 
 
 @dataclass(slots=True)
@@ -58,6 +69,9 @@ class ExecutionOptions:
     restored: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Outputs of tasks that already succeeded in an earlier attempt of this run (resume):
     they are not run again, and their outputs are visible downstream."""
+    history: RunHistory | None = None
+    """Where to record the run (see `mfo_client.flows._history`); its cancel request cancels
+    the run. A failure to record the start raises; later write failures are logged."""
 
 
 class _Run:
@@ -89,6 +103,22 @@ class _Run:
         self.ready: list[tuple[int, int, str]] = []
         self.running: dict[asyncio.Task[None], str] = {}
         self.failed = False
+        self.history = options.history
+        self.cancel = options.cancel
+        if self.cancel is None and self.history is not None:
+            self.cancel = asyncio.Event()
+        self.recorded: dict[str, tuple[TaskStatus, str | None]] = {}
+        """What the history holds of each task (status, error): what is left to write at the end."""
+
+    async def record(self, result: TaskResult) -> None:
+        """Write `result` to the history; a failed write is logged, the run goes on."""
+        assert self.history is not None
+        try:
+            await self.history.record_task(self.run_id, copy.copy(result))
+        except Exception:
+            _log.exception("run %s: cannot record task %s in the history", self.run_id, result.id)
+        else:
+            self.recorded[result.id] = (result.status, result.error)
 
     def push_ready(self, tid: str) -> None:
         heapq.heappush(self.ready, (-self.tasks[tid].priority, self.order[tid], tid))
@@ -179,6 +209,16 @@ class FlowExecutor:
         timeout = options.timeout
         if timeout is None and definition.timeout is not None:
             timeout = definition.timeout.total_seconds()
+        if run.history is not None:
+            source = definition.source
+            await run.history.start_run(
+                run.run_id,
+                definition.name,
+                None if source.startswith("<") else source,
+                definition.model_dump(mode="json"),
+                run.initial,
+                started,
+            )
         run.restore()
         for tid in run.tasks:
             if run.results[tid].status is TaskStatus.PENDING and run.waiting[tid] == 0:
@@ -189,6 +229,7 @@ class FlowExecutor:
                 run.finish(tid)
         error: str | None = None
         cancelled = False
+        poller = asyncio.create_task(self._poll_cancel(run)) if run.history is not None else None
         try:
             async with asyncio.timeout(timeout):
                 cancelled = await self._schedule(run)
@@ -196,6 +237,9 @@ class FlowExecutor:
             error = f"the flow timed out after {timeout:g}s"
             await self._cancel_all(run, "cancelled: the flow timed out")
         finally:
+            if poller is not None:
+                poller.cancel()
+                await asyncio.gather(poller, return_exceptions=True)
             if run.running:  # the caller cancelled us: leave nothing running behind
                 await self._cancel_all(run, "cancelled")
         if cancelled:
@@ -214,7 +258,7 @@ class FlowExecutor:
         if error is None and status is RunStatus.FAILED:
             failed = [r.id for r in run.results.values() if r.status is TaskStatus.FAILED]
             error = f"task{'s' if len(failed) > 1 else ''} failed: {', '.join(failed)}"
-        return FlowResult(
+        outcome = FlowResult(
             flow=definition.name,
             run_id=run.run_id,
             status=status,
@@ -223,10 +267,39 @@ class FlowExecutor:
             finished_at=time.time(),
             error=error,
         )
+        if run.history is not None:
+            await self._record_end(run, outcome)
+        return outcome
+
+    async def _record_end(self, run: _Run, result: FlowResult) -> None:
+        """Write the final states not yet written (skips, cancellations), then the run's end."""
+        assert run.history is not None
+        for tid, task in result.tasks.items():
+            if tid not in run.options.restored and run.recorded.get(tid) != (
+                task.status,
+                task.error,
+            ):
+                await run.record(task)
+        try:
+            await run.history.finish_run(
+                run.run_id, result.status, result.error, result.finished_at
+            )
+        except Exception:
+            _log.exception("run %s: cannot record its end in the history", run.run_id)
+
+    async def _poll_cancel(self, run: _Run) -> None:
+        assert run.history is not None and run.cancel is not None
+        while not run.cancel.is_set():
+            await asyncio.sleep(CANCEL_POLL_INTERVAL)
+            try:
+                if await run.history.cancel_requested(run.run_id):
+                    run.cancel.set()
+            except Exception:
+                _log.warning("run %s: cannot read a cancel request", run.run_id, exc_info=True)
 
     async def _schedule(self, run: _Run) -> bool:
         """Run until nothing is ready or running; True if the run was cancelled."""
-        cancel = run.options.cancel
+        cancel = run.cancel
         cancel_wait: asyncio.Task[bool] | None = (
             asyncio.ensure_future(cancel.wait()) if cancel is not None else None
         )
@@ -279,6 +352,8 @@ class FlowExecutor:
         result.started_at = time.time()
         run.notify(result)
         try:
+            if run.history is not None:
+                await run.record(result)
             if task.when is not None and not self._when(run, task):
                 result.status = TaskStatus.SKIPPED
                 result.error = _CONDITION_FALSE
@@ -327,6 +402,9 @@ class FlowExecutor:
         finally:
             result.finished_at = time.time()
             run.notify(result)
+            # Durable before the successors start; a cancelled task is written at the end.
+            if run.history is not None and result.status is not TaskStatus.CANCELLED:
+                await run.record(result)
 
     def _fail(self, run: _Run, result: TaskResult, message: str) -> None:
         result.status = TaskStatus.FAILED

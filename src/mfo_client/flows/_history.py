@@ -1,0 +1,238 @@
+"""Run history: what each run of a flow did, kept behind a small store interface, and resume.
+
+`RunHistory` is the interface (SQLite now in `_history_sqlite`; Redis later): one record per run
+(its flow, definition, initial context, status, trigger) and one per task (status, attempts,
+times, outputs, error). With `ExecutionOptions(history=...)` the executor writes a task's state
+when it starts and when it ends, and awaits each write before the task counts as finished, so a
+succeeded task is on record before any successor starts. A run whose process died stays
+`running` in the history.
+
+`resume_run` runs a recorded run again under the same id: tasks that succeeded are not run
+again, their recorded outputs are restored for the tasks downstream, and every other task
+(failed, skipped, cancelled, or caught running by a crash) runs. Outputs and the initial
+context are kept as JSON: a value JSON cannot hold is kept as its `str()`.
+
+Cancelling goes through the history too (`request_cancel`), so another process can do it: an
+executor writing a run's history polls `cancel_requested` and cancels the run when it is set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from mfo_client.flows._definition import FlowDefinition
+from mfo_client.flows._errors import FlowError
+from mfo_client.flows._result import FlowResult, RunStatus, TaskResult, TaskStatus
+
+if TYPE_CHECKING:
+    from mfo_client.flows._executor import ExecutionOptions, FlowExecutor
+
+__all__ = [
+    "DEFAULT_HISTORY_PATH",
+    "RunHistory",
+    "RunHistoryError",
+    "RunRecord",
+    "RunState",
+    "TaskRecord",
+    "definition_of",
+    "owner_alive",
+    "resume_run",
+    "this_process",
+]
+
+DEFAULT_HISTORY_PATH: Final = ".mfo/runs.db"
+"""Where the CLI keeps the run history unless told otherwise (relative to the working dir)."""
+
+
+class RunHistoryError(FlowError):
+    """A run cannot be found, resumed or cancelled; the message says why and what to do."""
+
+
+class RunState(StrEnum):
+    """A recorded run's status: a `RunStatus`, or `running` (also: its process died)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self is not RunState.RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """One task's last recorded state in a run."""
+
+    task_id: str
+    type: str
+    status: TaskStatus
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as recorded; `tasks` holds the tasks that started (or were settled), by start."""
+
+    run_id: str
+    flow: str
+    status: RunState
+    started_at: float
+    definition: Mapping[str, Any]
+    """The definition that ran last, as `FlowDefinition.model_dump(mode="json")` gives it."""
+    initial_context: Mapping[str, Any]
+    flow_file: str | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    trigger: str | None = None
+    """What started the run (e.g. a webhook trigger's name); None when run by hand."""
+    event_id: str | None = None
+    """The event the run is about, when an event triggered it."""
+    owner: str | None = None
+    """`host:pid` of the process that last started it (see `owner_alive`)."""
+    resumes: int = 0
+    """How many times the run was resumed."""
+    resumed_at: float | None = None
+    cancel_requested: bool = False
+    tasks: tuple[TaskRecord, ...] = ()
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.finished_at is None else self.finished_at - self.started_at
+
+    def task(self, task_id: str) -> TaskRecord | None:
+        return next((t for t in self.tasks if t.task_id == task_id), None)
+
+
+class RunHistory(Protocol):
+    """Where runs are recorded. Every write is durable when its call returns."""
+
+    async def start_run(
+        self,
+        run_id: str,
+        flow_name: str,
+        flow_file: str | None,
+        definition_json: Mapping[str, Any],
+        initial_context: Mapping[str, Any],
+        started_at: float,
+        trigger: str | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        """Record a run as running. For a known `run_id` (a resume): keep its tasks and first
+        start, count the resume, take the new definition, and clear any cancel request."""
+        ...
+
+    async def record_task(self, run_id: str, result: TaskResult) -> None:
+        """Insert or replace the task's status, attempts, times, outputs and error."""
+        ...
+
+    async def finish_run(
+        self, run_id: str, status: RunStatus, error: str | None, finished_at: float
+    ) -> None: ...
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run with its task records, or None."""
+        ...
+
+    async def list_runs(
+        self, limit: int = 20, status: RunState | str | None = None, flow: str | None = None
+    ) -> list[RunRecord]:
+        """The latest runs first (with their tasks), optionally of one status or flow."""
+        ...
+
+    async def request_cancel(self, run_id: str) -> bool:
+        """Ask the process running `run_id` to cancel it; False if it is not running."""
+        ...
+
+    async def cancel_requested(self, run_id: str) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+def this_process() -> str:
+    """The `owner` a run started here records: `host:pid`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_alive(owner: str | None) -> bool | None:
+    """Whether the process that owns a run still exists: None when it cannot be told (another
+    host, or no owner recorded). A recycled pid reads as alive: the safe mistake."""
+    if not owner:
+        return None
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's process
+        return True
+    return True
+
+
+def definition_of(record: RunRecord) -> FlowDefinition:
+    """The definition a run last ran, rebuilt from its record."""
+    source = record.flow_file or f"<run {record.run_id}>"
+    return FlowDefinition.model_validate({**record.definition, "source": source})
+
+
+async def resume_run(
+    executor: FlowExecutor,
+    history: RunHistory,
+    run_id: str,
+    *,
+    definition: FlowDefinition | None = None,
+    options: ExecutionOptions | None = None,
+    force: bool = False,
+) -> FlowResult:
+    """Run `run_id` again under the same id, restoring what succeeded; see the module docs.
+
+    `definition` replaces the recorded one (a flow file fixed since); tasks it no longer has
+    are ignored. `options` gives the rest (fail_fast, observer, ...): its run id, history and
+    restored outputs are set here. Raises `RunHistoryError` for an unknown or succeeded run,
+    and for one still running in a live process on this host (unless `force`).
+    """
+    from mfo_client.flows._executor import ExecutionOptions
+
+    record = await history.get_run(run_id)
+    if record is None:
+        raise RunHistoryError(f'no run "{run_id}" in the run history')
+    if record.status is RunState.SUCCEEDED:
+        raise RunHistoryError(
+            f'run "{run_id}" already succeeded; nothing to resume (start a new run instead)'
+        )
+    if record.status is RunState.RUNNING and not force and owner_alive(record.owner):
+        raise RunHistoryError(
+            f'run "{run_id}" is still running in process {record.owner}; cancel it first '
+            "(mfo runs cancel), or force the resume if that process is not running it"
+        )
+    if definition is None:
+        definition = definition_of(record)
+    ids = {task.id for task in definition.tasks}
+    restored = {
+        t.task_id: dict(t.outputs)
+        for t in record.tasks
+        if t.status is TaskStatus.SUCCEEDED and t.task_id in ids
+    }
+    options = dataclasses.replace(
+        options or ExecutionOptions(), run_id=run_id, history=history, restored=restored
+    )
+    return await executor.execute_flow(definition, record.initial_context, options)

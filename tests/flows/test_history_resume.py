@@ -1,0 +1,285 @@
+"""The executor writing a run history, resuming from it, and cancelling through it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mfo_client.flows import (
+    ExecutionOptions,
+    FlowContext,
+    FlowDefinition,
+    FlowExecutor,
+    RunHistoryError,
+    RunState,
+    RunStatus,
+    SQLiteRunHistory,
+    TaskCallable,
+    TaskError,
+    TaskRegistry,
+    TaskResult,
+    TaskStatus,
+    resume_run,
+)
+from mfo_client.flows import _executor as executor_module
+
+
+class Tasks:
+    """Test task types: `work` counts its calls; `gate` fails until its flag file exists;
+    `check` reads the history from inside a task; `block` waits until cancelled."""
+
+    def __init__(self, history: SQLiteRunHistory, flag: Path) -> None:
+        self.history = history
+        self.flag = flag
+        self.calls: dict[str, int] = {}
+        self.seen_in_history: dict[str, str | None] = {}
+        self.blocking = asyncio.Event()
+        self.registry = TaskRegistry()
+        for name in ("work", "gate", "check", "block"):
+            self.registry.register(name, getattr(self, name))
+
+    def count(self, ctx: FlowContext) -> int:
+        n = self.calls[ctx.task.id] = self.calls.get(ctx.task.id, 0) + 1
+        return n
+
+    def work(self, config: Mapping[str, Any]) -> TaskCallable:
+        async def run(ctx: FlowContext) -> dict[str, Any]:
+            n = self.count(ctx)
+            upstream = {dep: ctx.get(f"{dep}.value") for dep in ctx.task.dependencies}
+            return {"value": f"{ctx.task.id}#{n}", "upstream": upstream}
+
+        return run
+
+    def gate(self, config: Mapping[str, Any]) -> TaskCallable:
+        def run(ctx: FlowContext) -> dict[str, Any]:  # a sync task, in the thread pool
+            self.count(ctx)
+            if not self.flag.exists():
+                raise TaskError(f"not ready: {self.flag.name} is missing")
+            return {"value": "open"}
+
+        return run
+
+    def check(self, config: Mapping[str, Any]) -> TaskCallable:
+        async def run(ctx: FlowContext) -> None:
+            record = await self.history.get_run(ctx.task.run_id)
+            assert record is not None
+            for dep in ctx.task.dependencies:
+                task = record.task(dep)
+                self.seen_in_history[dep] = None if task is None else task.status.value
+
+        return run
+
+    def block(self, config: Mapping[str, Any]) -> TaskCallable:
+        async def run(ctx: FlowContext) -> None:
+            self.count(ctx)
+            self.blocking.set()
+            await asyncio.sleep(60)
+
+        return run
+
+
+def flow(*tasks: dict[str, Any]) -> FlowDefinition:
+    return FlowDefinition.model_validate({"name": "hist", "tasks": list(tasks)})
+
+
+PIPELINE = flow(
+    {"id": "a", "type": "work", "successors": ["b", "side"]},
+    {"id": "side", "type": "work"},
+    {"id": "b", "type": "gate", "successors": ["c"]},
+    {"id": "c", "type": "work", "dependencies": ["a"]},
+)
+
+
+@pytest.fixture
+async def history(tmp_path: Path) -> AsyncIterator[SQLiteRunHistory]:
+    async with SQLiteRunHistory(tmp_path / "runs.db") as store:
+        yield store
+
+
+@pytest.fixture
+def tasks(history: SQLiteRunHistory, tmp_path: Path) -> Tasks:
+    return Tasks(history, tmp_path / "ready.flag")
+
+
+@pytest.fixture
+def executor(tasks: Tasks) -> Iterator[FlowExecutor]:
+    executor = FlowExecutor(tasks.registry, concurrency=4)
+    yield executor
+    executor.close()
+
+
+async def test_a_run_is_recorded_from_start_to_end(
+    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+) -> None:
+    tasks.flag.touch()
+    options = ExecutionOptions(run_id="r1", history=history)
+    result = await executor.execute_flow(PIPELINE, {"input": {"n": 1}}, options)
+    assert result.succeeded and result.run_id == "r1"
+    record = await history.get_run("r1")
+    assert record is not None
+    assert record.status is RunState.SUCCEEDED and record.error is None
+    assert record.finished_at == result.finished_at and record.started_at == result.started_at
+    assert record.flow == "hist" and record.flow_file is None
+    assert record.initial_context == {"input": {"n": 1}}
+    assert record.definition == PIPELINE.model_dump(mode="json")
+    assert {t.task_id: t.status for t in record.tasks} == dict.fromkeys(
+        ["a", "side", "b", "c"], TaskStatus.SUCCEEDED
+    )
+    c = record.task("c")
+    assert c is not None and c.outputs == {"value": "c#1", "upstream": {"a": "a#1", "b": "open"}}
+    assert c.attempts == 1 and c.started_at is not None and c.finished_at is not None
+
+
+async def test_a_task_is_on_record_before_its_successors_start(
+    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+) -> None:
+    definition = flow(
+        {"id": "a", "type": "work", "successors": ["probe"]},
+        {"id": "b", "type": "work", "successors": ["probe"]},
+        {"id": "probe", "type": "check"},
+    )
+    result = await executor.execute_flow(definition, {}, ExecutionOptions(history=history))
+    assert result.succeeded
+    assert tasks.seen_in_history == {"a": "succeeded", "b": "succeeded"}
+
+
+async def test_a_failed_run_resumes_without_rerunning_what_succeeded(
+    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+) -> None:
+    first = await executor.execute_flow(
+        PIPELINE, {"k": "v"}, ExecutionOptions(run_id="r1", history=history)
+    )
+    assert first.status is RunStatus.FAILED
+    record = await history.get_run("r1")
+    assert record is not None and record.status is RunState.FAILED
+    assert record.error == "task failed: b"
+    statuses = {t.task_id: t.status for t in record.tasks}
+    assert statuses == {
+        "a": TaskStatus.SUCCEEDED,
+        "side": TaskStatus.SUCCEEDED,
+        "b": TaskStatus.FAILED,
+        "c": TaskStatus.SKIPPED,
+    }
+    a_before = record.task("a")
+
+    tasks.flag.touch()  # the cause is fixed
+    seen: list[tuple[str, TaskStatus]] = []
+    options = ExecutionOptions(observer=lambda r: seen.append((r.id, r.status)))
+    resumed = await resume_run(executor, history, "r1", options=options)
+
+    assert resumed.succeeded and resumed.run_id == "r1"
+    assert tasks.calls == {"a": 1, "side": 1, "b": 2, "c": 1}  # a and side not run again
+    assert {tid for tid, _ in seen} == {"b", "c"}
+    assert resumed.tasks["c"].outputs == {"value": "c#1", "upstream": {"a": "a#1", "b": "open"}}
+    assert resumed.outputs["a"] == {"value": "a#1", "upstream": {}}
+
+    record = await history.get_run("r1")
+    assert record is not None
+    assert record.status is RunState.SUCCEEDED and record.error is None
+    assert record.resumes == 1 and record.resumed_at is not None
+    assert record.initial_context == {"k": "v"}
+    assert record.task("a") == a_before  # its record is untouched: attempts, times, outputs
+    assert all(t.status is TaskStatus.SUCCEEDED for t in record.tasks)
+    b = record.task("b")
+    assert b is not None and b.error is None and b.attempts == 1
+
+    with pytest.raises(RunHistoryError, match="already succeeded; nothing to resume"):
+        await resume_run(executor, history, "r1")
+
+
+async def test_resume_can_run_a_fixed_definition(
+    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+) -> None:
+    await executor.execute_flow(PIPELINE, {}, ExecutionOptions(run_id="r1", history=history))
+    fixed = flow(
+        {"id": "a", "type": "work", "successors": ["b"]},
+        {"id": "b", "type": "work", "successors": ["c"]},  # no gate any more
+        {"id": "c", "type": "work", "dependencies": ["a"]},
+    )
+    resumed = await resume_run(executor, history, "r1", definition=fixed)
+    assert resumed.succeeded
+    assert tasks.calls == {"a": 1, "side": 1, "b": 2, "c": 1}
+    record = await history.get_run("r1")
+    assert record is not None and record.definition == fixed.model_dump(mode="json")
+
+
+async def test_resume_refuses_unknown_and_live_runs(
+    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+) -> None:
+    with pytest.raises(RunHistoryError, match='no run "nope"'):
+        await resume_run(executor, history, "nope")
+    # Recorded as running by this (live) process: another resume would run its tasks twice.
+    definition = PIPELINE.model_dump(mode="json")
+    await history.start_run("live", "hist", None, definition, {}, 1.0)
+    with pytest.raises(RunHistoryError, match="still running in process"):
+        await resume_run(executor, history, "live")
+    tasks.flag.touch()
+    forced = await resume_run(executor, history, "live", force=True)
+    assert forced.succeeded
+
+
+async def test_a_cancel_request_cancels_the_run(
+    executor: FlowExecutor,
+    history: SQLiteRunHistory,
+    tasks: Tasks,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(executor_module, "CANCEL_POLL_INTERVAL", 0.02)
+    definition = flow(
+        {"id": "a", "type": "work", "successors": ["wait"]},
+        {"id": "wait", "type": "block", "successors": ["after"]},
+        {"id": "after", "type": "work"},
+    )
+    run = asyncio.create_task(
+        executor.execute_flow(definition, {}, ExecutionOptions(run_id="r1", history=history))
+    )
+    await asyncio.wait_for(tasks.blocking.wait(), 5)
+    async with SQLiteRunHistory(tmp_path / "runs.db") as other:  # as `mfo runs cancel` does
+        assert await other.request_cancel("r1")
+    result = await asyncio.wait_for(run, 5)
+
+    assert result.status is RunStatus.CANCELLED
+    record = await history.get_run("r1")
+    assert record is not None
+    assert record.status is RunState.CANCELLED and record.error == "the run was cancelled"
+    states = {t.task_id: (t.status, t.error) for t in record.tasks}
+    assert states["a"] == (TaskStatus.SUCCEEDED, None)
+    assert states["wait"] == (TaskStatus.CANCELLED, "cancelled")
+    assert states["after"][0] is TaskStatus.CANCELLED
+
+    tasks.blocking.clear()
+    resumed = asyncio.create_task(resume_run(executor, history, "r1"))
+    await asyncio.wait_for(tasks.blocking.wait(), 5)  # the cancel request was cleared
+    assert tasks.calls == {"a": 1, "wait": 2}
+    resumed.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await resumed
+    record = await history.get_run("r1")
+    assert record is not None and record.status is RunState.RUNNING  # as after a crash
+
+
+async def test_a_failing_history_write_is_logged_and_the_run_goes_on(
+    executor: FlowExecutor,
+    history: SQLiteRunHistory,
+    tasks: Tasks,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(SQLiteRunHistory):
+        async def record_task(self, run_id: str, result: TaskResult) -> None:
+            raise OSError("disk full")
+
+    async with Broken(history.path) as broken:
+        with caplog.at_level(logging.ERROR, logger="mfo_client.flows"):
+            result = await executor.execute_flow(
+                flow({"id": "a", "type": "work"}), {}, ExecutionOptions(history=broken)
+            )
+    assert result.succeeded
+    assert "cannot record task a in the history" in caplog.text
+    record = await history.get_run(result.run_id)
+    assert record is not None and record.status is RunState.SUCCEEDED and record.tasks == ()
