@@ -84,11 +84,25 @@ class FlowContext:
         self._outputs: dict[str, Any] = {}
         self.task = task
         self.clients = clients or FlowClients()
-        base = logger or logging.getLogger("mfo_client.flows")
-        self.log = logging.LoggerAdapter(
-            base if isinstance(base, logging.Logger) else base.logger,
-            {"mfo": {"flow": task.flow, "run_id": task.run_id, "task_id": task.id}},
-        )
+        self._logger = logger
+        self._log: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records carry the flow, run and task ids (made on first use)."""
+        if self._log is None:
+            base = self._logger or logging.getLogger("mfo_client.flows")
+            self._log = logging.LoggerAdapter(
+                base if isinstance(base, logging.Logger) else base.logger,
+                {
+                    "mfo": {
+                        "flow": self.task.flow,
+                        "run_id": self.task.run_id,
+                        "task_id": self.task.id,
+                    }
+                },
+            )
+        return self._log
 
     @property
     def data(self) -> Mapping[str, Any]:

@@ -30,14 +30,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
 from mfo_client.flows._context import FlowClients, FlowContext, TaskInfo
 from mfo_client.flows._definition import FlowDefinition, TaskDefinition
 from mfo_client.flows._errors import TaskError, TemplateError
-from mfo_client.flows._registry import TaskRegistry
+from mfo_client.flows._registry import TaskCallable, TaskRegistry
 from mfo_client.flows._result import FlowResult, RunStatus, TaskResult, TaskStatus
 
 if TYPE_CHECKING:
@@ -102,6 +102,7 @@ class _Run:
         self.results = {t.id: TaskResult(id=t.id, type=t.type) for t in definition.tasks}
         self.ready: list[tuple[int, int, str]] = []
         self.running: dict[asyncio.Task[None], str] = {}
+        self.stopping = False
         self.failed = False
         self.history = options.history
         self.cancel = options.cancel
@@ -298,42 +299,66 @@ class FlowExecutor:
                 _log.warning("run %s: cannot read a cancel request", run.run_id, exc_info=True)
 
     async def _schedule(self, run: _Run) -> bool:
-        """Run until nothing is ready or running; True if the run was cancelled."""
-        cancel = run.cancel
-        cancel_wait: asyncio.Task[bool] | None = (
-            asyncio.ensure_future(cancel.wait()) if cancel is not None else None
-        )
-        try:
-            while True:
-                while run.ready and len(run.running) < self.concurrency:
-                    _, _, tid = heapq.heappop(run.ready)
-                    task = asyncio.create_task(self._run_task(run, tid), name=f"task:{tid}")
-                    run.running[task] = tid
-                if not run.running:
-                    return False
-                waiters: set[asyncio.Future[Any]] = set(run.running)
-                if cancel_wait is not None:
-                    waiters.add(cancel_wait)
-                done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-                if cancel_wait is not None and cancel_wait in done:
-                    await self._cancel_all(run, "cancelled")
-                    run.ready.clear()
-                    return True
-                for finished in done:
-                    if isinstance(finished, asyncio.Task) and finished in run.running:
-                        run.finish(run.running.pop(finished))
+        """Run until nothing is ready or running; True if the run was cancelled.
+
+        Each task's completion callback settles its successors and launches what became
+        ready, so the loop does O(1) work per task instead of re-waiting on everything in
+        flight; this coroutine only waits for the end (or a cancel, or a fail_fast failure).
+        """
+        loop = asyncio.get_running_loop()
+        end: asyncio.Future[None] = loop.create_future()
+
+        def stop() -> None:
+            if not end.done():
+                end.set_result(None)
+
+        def launch() -> None:
+            while run.ready and len(run.running) < self.concurrency:
+                _, _, tid = heapq.heappop(run.ready)
+                task = loop.create_task(self._run_task(run, tid), name=f"task:{tid}")
+                run.running[task] = tid
+                task.add_done_callback(on_done)
+            if not run.running:
+                stop()
+
+        def on_done(task: asyncio.Task[None]) -> None:
+            if run.stopping:
+                return  # _cancel_all settles what it cancels
+            try:
+                run.finish(run.running.pop(task))
                 if run.failed and run.options.fail_fast:
-                    await self._cancel_all(run, "cancelled: fail_fast after a failure")
-                    for _, _, tid in run.ready:
-                        run.results[tid].status = TaskStatus.CANCELLED
-                        run.results[tid].error = "cancelled: fail_fast after a failure"
-                    run.ready.clear()
-                    return False
+                    stop()
+                else:
+                    launch()
+            except Exception as exc:  # never leave `end` pending: that would hang the run
+                if not end.done():
+                    end.set_exception(exc)
+
+        cancel_wait: asyncio.Task[Literal[True]] | None = None
+        if run.cancel is not None:
+            cancel_wait = asyncio.create_task(run.cancel.wait())
+            cancel_wait.add_done_callback(lambda _: stop())
+        try:
+            launch()
+            await end
         finally:
             if cancel_wait is not None:
                 cancel_wait.cancel()
+        if run.cancel is not None and run.cancel.is_set():
+            await self._cancel_all(run, "cancelled")
+            run.ready.clear()
+            return True
+        if run.running:  # fail_fast stopped the run with tasks still in flight
+            await self._cancel_all(run, "cancelled: fail_fast after a failure")
+        if run.ready:
+            for _, _, tid in run.ready:
+                run.results[tid].status = TaskStatus.CANCELLED
+                run.results[tid].error = "cancelled: fail_fast after a failure"
+            run.ready.clear()
+        return False
 
     async def _cancel_all(self, run: _Run, reason: str) -> None:
+        run.stopping = True
         tasks = list(run.running)
         for task in tasks:
             task.cancel()
@@ -425,6 +450,15 @@ class FlowExecutor:
         assert task.when is not None
         return is_true(task.when, run.data, where=f"tasks[{task.id}].when")
 
+    async def _call(self, func: TaskCallable, ctx: FlowContext) -> Any:
+        """Async tasks on the event loop, sync tasks in the thread pool."""
+        if _is_async(func):
+            return await func(ctx)
+        value = await asyncio.get_running_loop().run_in_executor(self._pool(), func, ctx)
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+
     async def _attempt(self, run: _Run, task: TaskDefinition, attempt: int) -> dict[str, Any]:
         config: Mapping[str, Any] = task.config
         if config:
@@ -443,26 +477,27 @@ class FlowExecutor:
             run_id=run.run_id,
         )
         ctx = FlowContext(run.data, info, self.clients, initial=run.initial)
-        timeout = task.timeout.total_seconds() if task.timeout is not None else None
-        try:
-            async with asyncio.timeout(timeout):
-                if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-                    getattr(func, "__call__", None)  # noqa: B004 (a callable object's method)
-                ):
-                    value = await func(ctx)
-                else:
-                    loop = asyncio.get_running_loop()
-                    value = await loop.run_in_executor(self._pool(), func, ctx)
-                    if inspect.isawaitable(value):
-                        value = await value
-        except TimeoutError:
-            raise TaskError(f"timed out after {timeout:g}s") from None
+        if task.timeout is None:  # the common case skips the timeout machinery entirely
+            value = await self._call(func, ctx)
+        else:
+            timeout = task.timeout.total_seconds()
+            try:
+                async with asyncio.timeout(timeout):
+                    value = await self._call(func, ctx)
+            except TimeoutError:
+                raise TaskError(f"timed out after {timeout:g}s") from None
         outputs = dict(ctx.outputs)
         if isinstance(value, Mapping):
             outputs.update(value)
         elif value is not None:
             outputs.setdefault("result", value)
         return outputs
+
+
+def _is_async(func: Any) -> bool:
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 (a callable object's method)
+    )
 
 
 def _describe(exc: Exception, task: TaskDefinition) -> str:
