@@ -22,7 +22,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mfo_client.api import AsyncMFOClient
 from mfo_client.cli._common import EXIT_INVALID, load_or_exit
 from mfo_client.cli._flow import default_registry, flow_app
 from mfo_client.flows import (
@@ -150,7 +149,10 @@ def run(
             "--config", "-c", help="Configuration with the MFO server to use (client section)."
         ),
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Tasks running at once.")] = 8,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Tasks running at once [default: flows.concurrency, or 8]."),
+    ] = None,
     fail_fast: Annotated[
         bool, typer.Option(help="Cancel the other tasks at the first failure.")
     ] = False,
@@ -198,8 +200,9 @@ def run(
         err.print(f"run {run_id}", highlight=False)
 
     async def execute() -> FlowResult:
-        client = AsyncMFOClient.from_config(cfg) if cfg is not None else None
-        executor = FlowExecutor(default_registry(), concurrency, FlowClients(mfo=client))
+        clients = FlowClients.from_config(cfg) if cfg is not None else FlowClients()
+        limit = concurrency or (cfg.flows.concurrency if cfg is not None else 8)
+        executor = FlowExecutor(default_registry(), limit, clients)
         store = None if no_history else SQLiteRunHistory(history)
         try:
             return await executor.execute_flow(
@@ -213,8 +216,7 @@ def run(
             executor.close()
             if store is not None:
                 await store.close()
-            if client is not None:
-                await client.aclose()
+            await clients.aclose()
 
     try:
         result = asyncio.run(execute())

@@ -22,7 +22,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mfo_client.api import AsyncMFOClient
 from mfo_client.cli._app import app
 from mfo_client.cli._common import EXIT_INVALID, load_or_exit
 from mfo_client.cli._flow import default_registry
@@ -302,8 +301,8 @@ def resume(
             err.print(f"restored (not re-run): {escape(', '.join(kept))}")
 
     async def execute() -> FlowResult:
-        client = AsyncMFOClient.from_config(cfg) if cfg is not None else None
-        executor = FlowExecutor(registry, concurrency, FlowClients(mfo=client))
+        clients = FlowClients.from_config(cfg) if cfg is not None else FlowClients()
+        executor = FlowExecutor(registry, concurrency, clients)
         options = ExecutionOptions(
             fail_fast=fail_fast, observer=None if as_json else _progress(err)
         )
@@ -314,8 +313,7 @@ def resume(
                 )
         finally:
             executor.close()
-            if client is not None:
-                await client.aclose()
+            await clients.aclose()
 
     try:
         result = asyncio.run(execute())

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import httpx
 
     from mfo_client.api import AsyncMFOClient
+    from mfo_client.config import Config
 
 __all__ = ["MISSING", "FlowClients", "FlowContext", "TaskInfo", "lookup"]
 
@@ -66,6 +67,20 @@ class FlowClients:
     http: httpx.AsyncClient | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     """Task-type settings from the config (`flows.tasks.<type>`), e.g. transformation rules."""
+
+    @classmethod
+    def from_config(cls, config: Config) -> FlowClients:
+        """The MFO client of the `client` section and the operator settings of `flows`."""
+        from mfo_client.api import AsyncMFOClient
+
+        return cls(mfo=AsyncMFOClient.from_config(config), settings=config.flows.task_settings())
+
+    async def aclose(self) -> None:
+        """Close the clients this object holds."""
+        if self.mfo is not None:
+            await self.mfo.aclose()
+        if self.http is not None:
+            await self.http.aclose()
 
 
 class FlowContext:
