@@ -9,6 +9,7 @@ from pydantic import BaseModel, SecretStr
 
 from mfo_client.config import Config, load_config
 from mfo_client.config._redact import redact
+from tests._seed import EXPECTED_SEED_OUTPUT
 
 SECRETS = ("your-secure-api-token", "your-very-secret-webhook-key", "login-pw-1", "env-token")
 
@@ -16,50 +17,7 @@ SECRETS = ("your-secure-api-token", "your-very-secret-webhook-key", "login-pw-1"
 def test_redacted_dict_of_the_seed_file(seed_path: Path) -> None:
     config = load_config(seed_path, env={})
 
-    assert config.redacted_dict() == {
-        "client": {
-            "base_url": "https://api.mfo.example.com/api",
-            "auth_base_url": "https://auth.mfo.example.com/auth",
-            "timeout": "30s",
-            "auth_token": "***",
-            "credentials": None,
-            "retry": {
-                "max_attempts": 3,
-                "initial_backoff": "1s",
-                "max_backoff": "30s",
-                "backoff_multiplier": 2.0,
-            },
-            "circuit_breaker": {"failure_threshold": 5, "reset_timeout": "1m"},
-        },
-        "webhook_listener": {
-            "host": "localhost",
-            "port": 8080,
-            "path": "/webhook",
-            "secret_key": "***",
-            "max_body_size": 26214400,
-            "sources": [],
-            "proxy_headers": False,
-            "forwarded_allow_ips": ["127.0.0.1"],
-            "root_path": "",
-        },
-        "logging": {"level": "info", "format": "text"},
-        "store": {
-            "backend": "sqlite",
-            "path": ".mfo/mfo.db",
-            "fsync": "normal",
-            "max_pending": 100000,
-            "retention": "168h",
-        },
-        "delivery": {
-            "max_attempts": 20,
-            "concurrency": 4,
-            "lease_time": "1m",
-            "initial_backoff": "1s",
-            "max_backoff": "10m",
-        },
-        "metrics": {"enabled": True, "path": "/metrics", "host": None, "port": None},
-        "flows": {"concurrency": 8, "tasks": {}, "transformation_rules": {}},
-    }
+    assert config.redacted_dict() == EXPECTED_SEED_OUTPUT
 
 
 def test_no_secret_text_anywhere_in_the_dump(seed_path: Path) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
-__all__ = ["HttpUrl", "Section", "UrlPath", "lower"]
+__all__ = ["HttpUrl", "Section", "UrlPath", "check_backoff_order", "lower"]
 
 
 def _http_url(value: str) -> str:
@@ -38,3 +39,15 @@ class Section(BaseModel):
     # Unknown keys are reported as warnings by the loader before validation; ignoring them
     # here keeps direct `model_validate` calls just as tolerant.
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+def check_backoff_order(initial: timedelta, maximum: timedelta) -> None:
+    """Refuse a max_backoff below initial_backoff (both retry policies have the pair)."""
+    from mfo_client.config._durations import format_duration
+
+    if maximum < initial:
+        raise PydanticCustomError(
+            "backoff_order",
+            "max_backoff ({max}) must not be less than initial_backoff ({initial})",
+            {"max": format_duration(maximum), "initial": format_duration(initial)},
+        )

@@ -17,11 +17,10 @@ from pydantic import (
     SecretStr,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from mfo_client.config import _defaults
-from mfo_client.config._base import HttpUrl, Section, lower
-from mfo_client.config._durations import Duration, format_duration
+from mfo_client.config._base import HttpUrl, Section, check_backoff_order, lower
+from mfo_client.config._durations import Duration
 from mfo_client.config._errors import ConfigProblem
 from mfo_client.config._listener import MetricsConfig, WebhookListenerConfig
 from mfo_client.config._loader import load_data, load_file
@@ -59,15 +58,7 @@ class RetryConfig(Section):
 
     @model_validator(mode="after")
     def _backoff_order(self) -> Self:
-        if self.max_backoff < self.initial_backoff:
-            raise PydanticCustomError(
-                "backoff_order",
-                "max_backoff ({max}) must not be less than initial_backoff ({initial})",
-                {
-                    "max": format_duration(self.max_backoff),
-                    "initial": format_duration(self.initial_backoff),
-                },
-            )
+        check_backoff_order(self.initial_backoff, self.max_backoff)
         return self
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
-from pydantic_core import PydanticCustomError
 
 from mfo_client.config import _defaults
-from mfo_client.config._base import Section
-from mfo_client.config._durations import Duration, format_duration
+from mfo_client.config._base import Section, check_backoff_order
+from mfo_client.config._durations import Duration
 
 __all__ = ["DeliveryConfig", "FlowsConfig", "StoreConfig"]
 
@@ -35,15 +34,7 @@ class DeliveryConfig(Section):
 
     @model_validator(mode="after")
     def _backoff_order(self) -> Self:
-        if self.max_backoff < self.initial_backoff:
-            raise PydanticCustomError(
-                "backoff_order",
-                "max_backoff ({max}) must not be less than initial_backoff ({initial})",
-                {
-                    "max": format_duration(self.max_backoff),
-                    "initial": format_duration(self.initial_backoff),
-                },
-            )
+        check_backoff_order(self.initial_backoff, self.max_backoff)
         return self
 
 
