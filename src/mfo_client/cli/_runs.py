@@ -46,6 +46,7 @@ from mfo_client.flows import (
     resume_run,
 )
 from mfo_client.flows._history import definition_of, owner_alive
+from mfo_client.flows._trace import chrome_trace
 from mfo_client.observability import configure_logging
 
 __all__ = ["runs_app"]
@@ -189,10 +190,17 @@ def show(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the run as JSON, task outputs included.")
     ] = False,
+    trace: Annotated[
+        Path | None,
+        typer.Option(help="Also write a Chrome trace-event JSON (chrome://tracing, Perfetto)."),
+    ] = None,
     history: HistoryOption = _DEFAULT,
 ) -> None:
     """Show one run and the timeline of its tasks."""
     record = _get(history, run_id)
+    if trace is not None:
+        trace.write_text(json.dumps(chrome_trace(record), default=str), encoding="utf-8")
+        typer.echo(f"trace written to {trace}", err=True)
     timeline = _timeline(record)
     if as_json:
         data = {
