@@ -242,7 +242,7 @@ def test_unknown_task_keys_suggest_the_right_one() -> None:
         'flow.yaml:7: tasks[b].dependancies: unknown key (did you mean "dependencies"?)',
         'flow.yaml:8: tasks[b].retry.backof: unknown key (did you mean "backoff"?)',
         "flow.yaml:9: tasks[b].colour: unknown key; allowed keys: id, type, name, config, "
-        "successors, dependencies, retry, timeout, priority, when",
+        "successors, dependencies, retry, timeout, priority, when, for_each, max_parallel",
     ]
 
 

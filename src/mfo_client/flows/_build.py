@@ -14,6 +14,7 @@ per pair, any other `ValueError` or `TaskError` one for the config as a whole.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
@@ -25,6 +26,15 @@ from pydantic_core import ErrorDetails
 
 from mfo_client.config._messages import describe
 from mfo_client.config._unknown import closest
+from mfo_client.flows._control import (
+    CONDITION,
+    CONSTRUCTS,
+    MAX_SUBFLOW_DEPTH,
+    ConditionConfig,
+    SubflowConfig,
+    child_definition,
+    child_path,
+)
 from mfo_client.flows._definition import FlowDefinition, TaskDefinition
 from mfo_client.flows._errors import (
     FlowDefinitionError,
@@ -67,8 +77,19 @@ class BuiltFlow:
 def build_flow(definition: FlowDefinition, registry: TaskRegistry) -> BuiltFlow:
     """Check the graph, look up every task type and call each factory once with its config.
 
-    Raises `FlowDefinitionError` listing every problem, each at its task's line.
+    `condition` and `subflow` tasks are checked here too: a condition's branches must name its
+    successors, and a subflow's child flow is loaded and built in turn (at most
+    `MAX_SUBFLOW_DEPTH` deep; a file that includes itself is refused). Raises
+    `FlowDefinitionError` listing every problem, each at its task's line.
     """
+    source = definition.source
+    files = () if source.startswith("<") else (os.path.realpath(source),)
+    return _build(definition, registry, files, 0)
+
+
+def _build(
+    definition: FlowDefinition, registry: TaskRegistry, files: tuple[str, ...], depth: int
+) -> BuiltFlow:
     problems = graph_problems(definition)
     check_templates = cast(_TemplateCheck | None, _optional(_TEMPLATES, "check_templates"))
     check_expression = cast(_ExpressionCheck | None, _optional(_EXPRESSIONS, "check_expression"))
@@ -79,6 +100,15 @@ def build_flow(definition: FlowDefinition, registry: TaskRegistry) -> BuiltFlow:
             message = check_expression(task.when)
             if message is not None:
                 problems.append(spot.problem("when", message))
+        if check_expression is not None and task.for_each is not None:
+            message = check_expression(task.for_each)
+            if message is not None:
+                problems.append(spot.problem("for_each", message))
+        if task.type in CONSTRUCTS:
+            problems += _construct_problems(
+                definition, task, spot, registry, files, depth, check_expression, check_templates
+            )
+            continue
         if check_templates is not None:
             problems += [spot.keyed_problem(message) for message in check_templates(task.config)]
         try:
@@ -106,6 +136,87 @@ def build_flow(definition: FlowDefinition, registry: TaskRegistry) -> BuiltFlow:
         order=_run_order(definition, predecessors),
         callables=MappingProxyType(callables),
     )
+
+
+def _construct_problems(
+    definition: FlowDefinition,
+    task: TaskDefinition,
+    spot: _Spot,
+    registry: TaskRegistry,
+    files: tuple[str, ...],
+    depth: int,
+    check_expression: _ExpressionCheck | None,
+    check_templates: _TemplateCheck | None,
+) -> list[FlowProblem]:
+    model = ConditionConfig if task.type == CONDITION else SubflowConfig
+    try:
+        config = model.model_validate(task.config)
+    except ValidationError as exc:
+        return [
+            spot.problem(_path_text(("config", *error["loc"])), _config_message(error))
+            for error in exc.errors(include_url=False)
+        ]
+    if isinstance(config, ConditionConfig):
+        return _condition_problems(definition, task, config, spot, check_expression)
+    problems: list[FlowProblem] = []
+    if check_templates is not None:
+        problems += [
+            spot.keyed_problem(message) for message in check_templates({"input": config.input})
+        ]
+    if depth + 1 > MAX_SUBFLOW_DEPTH:
+        message = f"subflows nest more than {MAX_SUBFLOW_DEPTH} deep"
+        return [*problems, spot.problem("config", message)]
+    try:
+        child = child_definition(definition, task, config)
+    except FlowDefinitionError as exc:
+        return problems + exc.problems
+    inner = files
+    if config.file is not None:
+        path = os.path.realpath(child_path(definition, config.file))
+        if path in files:
+            chain = " -> ".join(os.path.basename(file) for file in (*files, path))
+            return [*problems, spot.problem("config.file", f"the subflows form a cycle: {chain}")]
+        inner = (*files, path)
+    if any(child_task.id == "status" for child_task in child.tasks):
+        message = "a subflow's task cannot be called \"status\": that is the subflow's own output"
+        problems.append(spot.problem("config", message))
+    try:
+        _build(child, registry, inner, depth + 1)
+    except FlowDefinitionError as exc:
+        problems += exc.problems
+    return problems
+
+
+def _condition_problems(
+    definition: FlowDefinition,
+    task: TaskDefinition,
+    config: ConditionConfig,
+    spot: _Spot,
+    check_expression: _ExpressionCheck | None,
+) -> list[FlowProblem]:
+    problems: list[FlowProblem] = []
+    if task.for_each is not None:
+        problems.append(spot.problem("for_each", "a condition task cannot have for_each"))
+    if check_expression is not None:
+        message = check_expression(config.expression)
+        if message is not None:
+            problems.append(spot.problem("config.expression", message))
+    successors = [tid for tid, preds in definition.predecessors().items() if task.id in preds]
+    named: set[str] = set()
+    for key, position, target in config.targets():
+        named.add(target)
+        if target not in successors:
+            listed = ", ".join(successors) or "none"
+            message = f'"{target}" is not a successor of this condition; its successors: {listed}'
+            problems.append(spot.problem(f"config.{key}[{position}]", message))
+    for successor in successors:
+        if successor not in named:
+            message = (
+                f'successor "{successor}" is in no branch and not in default, so it would '
+                "never run; add it to a branch or to default"
+            )
+            problems.append(spot.problem("config", message))
+    return problems
 
 
 def _optional(module_name: str, name: str) -> object | None:

@@ -2,7 +2,8 @@
 
 `name`, `description`, `tasks` (each: `id`, `type`, and optional `name`, `config`,
 `successors`, `dependencies`) is the seed format and loads unchanged. The rest is optional and
-ours: per-task `retry`, `timeout`, `priority` and `when`, and a flow-level `timeout`.
+ours: per-task `retry`, `timeout`, `priority`, `when`, `for_each` and `max_parallel`, a
+flow-level `timeout`, and the `condition` and `subflow` task types (see `_control`).
 Successors and dependencies both add edges; `predecessors()` merges them.
 """
 
@@ -48,6 +49,10 @@ class TaskDefinition(_Model):
     """Among tasks ready at the same time, higher runs first."""
     when: str | None = None
     """An expression over the run's data; false skips the task."""
+    for_each: str | None = None
+    """An expression giving a list: the task runs once per item, with `item` and `index`."""
+    max_parallel: int = Field(default=4, ge=1, le=1000)
+    """With `for_each`: how many items run at once."""
 
     @property
     def label(self) -> str:

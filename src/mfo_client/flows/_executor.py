@@ -10,7 +10,16 @@ task it started has been cancelled and awaited).
 Skips: a task whose predecessor failed, was cancelled, or was skipped because of those, is
 skipped ("upstream failed"). A task whose `when:` is false is skipped, and so is a task all of
 whose predecessors were skipped that way; a task with at least one predecessor that ran still
-runs.
+runs. A `condition` task skips its successors outside the chosen branch, and that skip spreads
+the same way.
+
+Control flow (`_control`): `condition` and `subflow` are run here, not by registry factories,
+but go through the same attempt (timeout, retries) as any task. A subflow runs its child with
+`execute_flow` of this executor: the child is a run of its own with its own `concurrency`
+slots, so the parent's slot held by the waiting subflow task is never one the child needs (no
+deadlock at any concurrency or depth; the tasks in flight are at most `concurrency` per level).
+A task with `for_each` runs its attempt once per item, at most `max_parallel` at once, inside
+its one slot; each item has its own retries.
 
 History: with `ExecutionOptions(history=...)` the run's start, each task's start and final
 state, and its end are written to the history, each write awaited before the run moves on (a
@@ -25,8 +34,10 @@ import copy
 import heapq
 import inspect
 import logging
+import os
 import time
 import uuid
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,8 +46,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ValidationError
 
 from mfo_client.flows._context import FlowClients, FlowContext, TaskInfo
+from mfo_client.flows._control import (
+    CONDITION,
+    CONSTRUCTS,
+    ConditionConfig,
+    SubflowConfig,
+    child_definition,
+    child_path,
+)
 from mfo_client.flows._definition import FlowDefinition, TaskDefinition
-from mfo_client.flows._errors import TaskError, TemplateError
+from mfo_client.flows._errors import FlowDefinitionError, TaskError, TemplateError
 from mfo_client.flows._registry import TaskCallable, TaskRegistry
 from mfo_client.flows._result import FlowResult, RunStatus, TaskResult, TaskStatus
 
@@ -108,6 +127,8 @@ class _Run:
         self.cancel = options.cancel
         if self.cancel is None and self.history is not None:
             self.cancel = asyncio.Event()
+        self.unchosen: dict[str, str] = {}
+        """Successors of a finished condition outside its chosen branch -> the condition."""
         self.recorded: dict[str, tuple[TaskStatus, str | None]] = {}
         """What the history holds of each task (status, error): what is left to write at the end."""
 
@@ -138,6 +159,8 @@ class _Run:
             r.status is TaskStatus.SKIPPED and r.error == _UPSTREAM_FAILED for r in statuses
         ):
             self.skip(tid, _UPSTREAM_FAILED)
+        elif self.unchosen and tid in self.unchosen:
+            self.skip(tid, f"skipped: not the branch chosen by {self.unchosen[tid]}")
         elif statuses and all(r.status is TaskStatus.SKIPPED for r in statuses):
             self.skip(tid, _UPSTREAM_SKIPPED)
         else:
@@ -186,6 +209,8 @@ class FlowExecutor:
         self.concurrency = concurrency
         self.clients = clients or FlowClients()
         self._threads: ThreadPoolExecutor | None = None
+        self._children: dict[str, tuple[int, FlowDefinition]] = {}
+        """Subflow files by path, with the modification time they were read at."""
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._threads is None:
@@ -383,43 +408,16 @@ class FlowExecutor:
                 result.status = TaskStatus.SKIPPED
                 result.error = _CONDITION_FALSE
                 return
-            attempts = task.retry.attempts if task.retry is not None else 1
-            for attempt in range(1, attempts + 1):
-                result.attempts = attempt
-                try:
-                    outputs = await self._attempt(run, task, attempt)
-                except asyncio.CancelledError:
-                    raise
-                except TemplateError as exc:  # the same data will fail the same way: no retry
-                    self._fail(run, result, exc.message)
-                    return
-                except Exception as exc:
-                    message = _describe(exc, task)
-                    if attempt < attempts and task.retry is not None:
-                        delay = task.retry.delay(attempt)
-                        _log.warning(
-                            "task %s attempt %d/%d failed: %s; retrying in %.2fs",
-                            tid,
-                            attempt,
-                            attempts,
-                            message,
-                            delay,
-                            extra={
-                                "mfo": {
-                                    "flow": run.definition.name,
-                                    "run_id": run.run_id,
-                                    "task_id": tid,
-                                }
-                            },
-                        )
-                        await asyncio.sleep(delay)
-                        continue
-                    self._fail(run, result, message)
-                    return
-                result.outputs = outputs
-                result.status = TaskStatus.SUCCEEDED
-                run.data[tid] = outputs
+            if task.for_each is not None:
+                await self._run_each(run, task, result)
                 return
+            outputs = await self._attempts(run, task, result, run.data)
+            if outputs.__class__ is str:
+                self._fail(run, result, outputs)
+                return
+            result.outputs = outputs
+            result.status = TaskStatus.SUCCEEDED
+            run.data[tid] = outputs
         except asyncio.CancelledError:
             result.status = TaskStatus.CANCELLED
             result.error = result.error or "cancelled"
@@ -430,6 +428,89 @@ class FlowExecutor:
             # Durable before the successors start; a cancelled task is written at the end.
             if run.history is not None and result.status is not TaskStatus.CANCELLED:
                 await run.record(result)
+
+    async def _attempts(
+        self, run: _Run, task: TaskDefinition, result: TaskResult, data: Mapping[str, Any]
+    ) -> Any:
+        """The outputs of the first attempt that succeeds, or the last error message (a str)."""
+        attempts = task.retry.attempts if task.retry is not None else 1
+        attempt = 1
+        while True:
+            if attempt > result.attempts:
+                result.attempts = attempt
+            try:
+                return await self._attempt(run, task, attempt, data)
+            except asyncio.CancelledError:
+                raise
+            except TemplateError as exc:  # the same data will fail the same way: no retry
+                return exc.message
+            except Exception as exc:
+                message = _describe(exc, task)
+                if attempt >= attempts or task.retry is None:
+                    return message
+                delay = task.retry.delay(attempt)
+                _log.warning(
+                    "task %s attempt %d/%d failed: %s; retrying in %.2fs",
+                    task.id,
+                    attempt,
+                    attempts,
+                    message,
+                    delay,
+                    extra={
+                        "mfo": {
+                            "flow": run.definition.name,
+                            "run_id": run.run_id,
+                            "task_id": task.id,
+                        }
+                    },
+                )
+                await asyncio.sleep(delay)
+                attempt += 1
+
+    async def _run_each(self, run: _Run, task: TaskDefinition, result: TaskResult) -> None:
+        """`for_each`: the task once per item, `max_parallel` at once, outputs in item order.
+
+        After an item fails no new item starts; the lowest failed index names the failure.
+        """
+        from mfo_client.flows._expressions import evaluate
+
+        try:
+            assert task.for_each is not None
+            items = evaluate(task.for_each, run.data, where=f"tasks[{task.id}].for_each")
+        except TemplateError as exc:
+            self._fail(run, result, exc.message)
+            return
+        if not isinstance(items, list | tuple):
+            kind = "none" if items is None else type(items).__name__
+            message = f"tasks[{task.id}].for_each: must give a list, got {kind}"
+            self._fail(run, result, message)
+            return
+        results: list[Any] = [None] * len(items)
+        errors: dict[int, str] = {}
+        pending = iter(enumerate(items))
+
+        async def worker() -> None:
+            for index, item in pending:
+                if errors:
+                    return
+                data = ChainMap({"item": item, "index": index}, run.data)
+                outputs = await self._attempts(run, task, result, data)
+                if isinstance(outputs, str):
+                    errors[index] = outputs
+                else:
+                    results[index] = outputs
+                    await asyncio.sleep(0)  # let the other workers start theirs
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(task.max_parallel, len(items))):
+                group.create_task(worker())
+        if errors:
+            index = min(errors)
+            self._fail(run, result, f"for_each item {index}: {errors[index]}")
+            return
+        result.outputs = {"results": results}
+        result.status = TaskStatus.SUCCEEDED
+        run.data[task.id] = result.outputs
 
     def _fail(self, run: _Run, result: TaskResult, message: str) -> None:
         result.status = TaskStatus.FAILED
@@ -459,14 +540,19 @@ class FlowExecutor:
             value = await value
         return value
 
-    async def _attempt(self, run: _Run, task: TaskDefinition, attempt: int) -> dict[str, Any]:
-        config: Mapping[str, Any] = task.config
-        if config:
-            from mfo_client.flows._templates import has_templates, render_config
+    async def _attempt(
+        self, run: _Run, task: TaskDefinition, attempt: int, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        if task.type in CONSTRUCTS:
+            func = self._construct(run, task, data)
+        else:
+            config: Mapping[str, Any] = task.config
+            if config:
+                from mfo_client.flows._templates import has_templates, render_config
 
-            if has_templates(config):
-                config = render_config(config, run.data, task_id=task.id, flow=run.definition.name)
-        func = self.registry.get(task.type)(config)
+                if has_templates(config):
+                    config = render_config(config, data, task_id=task.id, flow=run.definition.name)
+            func = self.registry.get(task.type)(config)
         info = TaskInfo(
             id=task.id,
             name=task.label,
@@ -476,7 +562,7 @@ class FlowExecutor:
             flow=run.definition.name,
             run_id=run.run_id,
         )
-        ctx = FlowContext(run.data, info, self.clients, initial=run.initial)
+        ctx = FlowContext(data, info, self.clients, initial=run.initial)
         if task.timeout is None:  # the common case skips the timeout machinery entirely
             value = await self._call(func, ctx)
         else:
@@ -492,6 +578,69 @@ class FlowExecutor:
         elif value is not None:
             outputs.setdefault("result", value)
         return outputs
+
+    def _construct(self, run: _Run, task: TaskDefinition, data: Mapping[str, Any]) -> TaskCallable:
+        """A `condition` or `subflow` task as a task callable of this run."""
+        if task.type == CONDITION:
+            config = ConditionConfig.model_validate(task.config)
+
+            async def condition(ctx: FlowContext) -> dict[str, Any]:
+                from mfo_client.flows._expressions import evaluate
+
+                where = f"tasks[{task.id}].config.expression"
+                key, chosen = config.choose(evaluate(config.expression, data, where=where))
+                for successor in run.succs[task.id]:
+                    if successor not in chosen:
+                        run.unchosen[successor] = task.id
+                return {"branch": key}
+
+            return condition
+        subflow = SubflowConfig.model_validate(task.config)
+
+        async def child(ctx: FlowContext) -> dict[str, Any]:
+            return await self._subflow(run, task, subflow, data)
+
+        return child
+
+    async def _subflow(
+        self, run: _Run, task: TaskDefinition, config: SubflowConfig, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        initial: Mapping[str, Any] = config.input
+        if initial:
+            from mfo_client.flows._templates import render_config
+
+            rendered = render_config(
+                {"input": initial}, data, task_id=task.id, flow=run.definition.name
+            )
+            initial = rendered["input"]
+        try:
+            definition = self._child(run.definition, task, config)
+        except FlowDefinitionError as exc:
+            raise TaskError(f"subflow cannot run: {exc.problems[0]}") from None
+        options = ExecutionOptions(
+            fail_fast=run.options.fail_fast, run_id=f"{run.run_id}/{task.id}"
+        )
+        outcome = await self.execute_flow(definition, initial, options)
+        if outcome.status is not RunStatus.SUCCEEDED:
+            failed = [f"{r.id}: {r.error}" for r in outcome.failed_tasks()]
+            raise TaskError(f"subflow {outcome.status}: {'; '.join(failed) or outcome.error}")
+        return {**outcome.outputs, "status": str(outcome.status)}
+
+    def _child(
+        self, parent: FlowDefinition, task: TaskDefinition, config: SubflowConfig
+    ) -> FlowDefinition:
+        """The child flow; a file is read again only when it changed."""
+        if config.file is None:
+            return child_definition(parent, task, config)
+        path = child_path(parent, config.file)
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except OSError:
+            return child_definition(parent, task, config)  # raises, saying what is missing
+        cached = self._children.get(path)
+        if cached is None or cached[0] != mtime:
+            cached = self._children[path] = (mtime, child_definition(parent, task, config))
+        return cached[1]
 
 
 def _is_async(func: Any) -> bool:

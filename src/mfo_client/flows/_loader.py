@@ -123,6 +123,7 @@ def _validate(data: Any, lines: Lines, source: str) -> FlowDefinition:
     for node in nodes:
         if node.line is not None:
             task_lines.setdefault(node.id, node.line)  # the first of duplicate ids wins
+    _inline_lines(tasks, lines, ("tasks",), "", task_lines)
 
     definition: FlowDefinition | None = None
     try:
@@ -137,6 +138,25 @@ def _validate(data: Any, lines: Lines, source: str) -> FlowDefinition:
     if problems or definition is None:
         raise FlowDefinitionError(_in_reading_order(problems))
     return definition
+
+
+def _inline_lines(
+    tasks: Any, lines: Lines, path: KeyPath, prefix: str, into: dict[str, int]
+) -> None:
+    """The lines of a subflow's inline tasks, as `<subflow id>/<child id>` (a `/` is never in
+    an id), so the child's problems point into this file."""
+    if not isinstance(tasks, list):
+        return
+    for index, task in enumerate(tasks):
+        if not isinstance(task, Mapping) or not isinstance(task.get("id"), str):
+            continue
+        line = lines.get((*path, index))
+        if prefix and line is not None:
+            into.setdefault(f"{prefix}{task['id']}", line)
+        config = task.get("config")
+        if task.get("type") == "subflow" and isinstance(config, Mapping):
+            inner = (*path, index, "config", "tasks")
+            _inline_lines(config.get("tasks"), lines, inner, f"{prefix}{task['id']}/", into)
 
 
 def _describe(error: ErrorDetails) -> str:
