@@ -290,3 +290,47 @@ def test_run_flow_is_the_sync_entry_point() -> None:
 def test_concurrency_must_be_positive(concurrency: int) -> None:
     with pytest.raises(ValueError, match="concurrency must be >= 1"):
         FlowExecutor(TaskRegistry(), concurrency)
+
+
+async def test_a_failure_at_the_head_of_a_long_chain_skips_it_all_without_recursion() -> None:
+    rec = Recorder()
+    tasks = [{"id": "t0", "type": "fail"}] + [
+        {"id": f"t{i}", "type": "work", "dependencies": [f"t{i - 1}"]} for i in range(1, 2000)
+    ]
+    result = await execute(rec, flow(*tasks))
+    assert result.status is RunStatus.FAILED
+    assert result.tasks["t1999"].status is TaskStatus.SKIPPED
+    assert rec.started == []
+
+
+async def test_when_false_skips_the_task_and_tasks_that_depend_only_on_it() -> None:
+    rec = Recorder()
+    result = await execute(
+        rec,
+        flow(
+            {"id": "gate", "type": "work", "when": "eventName == 'other'", "successors": ["only"]},
+            {"id": "only", "type": "work"},
+            {"id": "free", "type": "work"},
+            {"id": "join", "type": "work", "dependencies": ["gate", "free"]},
+        ),
+    )
+    assert result.succeeded
+    assert result.tasks["gate"].error == "skipped: when-condition is false"
+    assert result.tasks["only"].status is TaskStatus.SKIPPED
+    assert result.tasks["join"].status is TaskStatus.SUCCEEDED  # one predecessor ran
+    assert sorted(rec.started) == ["free", "join"]
+
+
+async def test_a_broken_when_fails_the_task_and_the_run() -> None:
+    rec = Recorder()
+    result = await execute(
+        rec,
+        flow(
+            {"id": "gate", "type": "work", "when": "nosuch.flag", "successors": ["after"]},
+            {"id": "after", "type": "work"},
+        ),
+    )
+    assert result.status is RunStatus.FAILED
+    assert result.tasks["gate"].status is TaskStatus.FAILED
+    assert "nosuch" in (result.tasks["gate"].error or "")
+    assert result.tasks["after"].status is TaskStatus.SKIPPED

@@ -252,7 +252,7 @@ def test_a_config_that_is_not_a_mapping_is_refused() -> None:
 
 def test_a_template_is_not_an_error_at_build_time_but_must_be_rendered_to_run() -> None:
     factory = builtin_registry().get("http_get_task")
-    raw = {"url": "{{.input.url}}", "timeout": "{{.input.timeout}}", "allow_hosts": ["{{.h}}"]}
+    raw = {"url": "{{.input.url}}", "timeout": "{{.input.timeout}}"}
     task = factory(raw)  # build time: accepted
     with pytest.raises(TaskConfigError) as info:
         task(ctx_for("http_get_task"))
@@ -273,6 +273,13 @@ def test_templates_in_every_kind_of_field_pass_build_time_validation() -> None:
     }
     for task_type, config in configs.items():
         assert callable(registry.get(task_type)(config))
+
+
+def test_allow_hosts_cannot_come_from_event_data() -> None:
+    assert error_of("http_get_task", {"url": "https://x.test/", "allow_hosts": ["{{.h}}"]}) == (
+        "invalid config for http_get_task: allow_hosts[0]: allow_hosts entries cannot be "
+        "templates, got '{{.h}}'"
+    )
 
 
 def test_an_unknown_key_is_an_error_even_when_its_value_is_a_template() -> None:

@@ -414,6 +414,9 @@ async def test_every_address_of_a_name_is_checked(
         "http://[2002:7f00:1::]/",  # 6to4 around 127.0.0.1
         "http://[fe80::1]/",
         "http://[fc00::1]/",
+        "http://[fec0::1]/",  # site-local: some Python releases call it global
+        "http://100.64.0.1/",  # shared address space (carrier-grade NAT, cloud metadata)
+        "http://198.18.0.1/",  # benchmarking
     ],
 )
 async def test_disguised_addresses_are_refused(

@@ -146,31 +146,53 @@ class _Run:
         heapq.heappush(self.ready, (-self.tasks[tid].priority, self.order[tid], tid))
 
     def finish(self, tid: str) -> None:
-        """`tid` reached a final status: settle or release its successors."""
-        for succ in self.succs[tid]:
-            self.waiting[succ] -= 1
-            if self.waiting[succ] == 0 and self.results[succ].status is TaskStatus.PENDING:
-                self.resolve(succ)
+        """`tid` reached a final status: settle or release its successors.
 
-    def resolve(self, tid: str) -> None:
-        """All predecessors are final: skip `tid`, or make it ready to run."""
+        Iterative, not recursive: a failure at the head of a long chain skips thousands of
+        tasks, which recursion would turn into a RecursionError.
+        """
+        stack = [tid]
+        while stack:
+            done = stack.pop()
+            for succ in self.succs[done]:
+                self.waiting[succ] -= 1
+                if self.waiting[succ] == 0 and self.results[succ].status is TaskStatus.PENDING:
+                    reason = self.skip_reason(succ)
+                    if reason is None:
+                        self.push_ready(succ)
+                    else:
+                        self.mark_skipped(succ, reason)
+                        stack.append(succ)
+
+    def skip_reason(self, tid: str) -> str | None:
+        """Why `tid` must be skipped now that its predecessors are final, or None to run it."""
         statuses = [self.results[p] for p in self.preds[tid]]
         if any(r.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) for r in statuses) or any(
             r.status is TaskStatus.SKIPPED and r.error == _UPSTREAM_FAILED for r in statuses
         ):
-            self.skip(tid, _UPSTREAM_FAILED)
-        elif self.unchosen and tid in self.unchosen:
-            self.skip(tid, f"skipped: not the branch chosen by {self.unchosen[tid]}")
-        elif statuses and all(r.status is TaskStatus.SKIPPED for r in statuses):
-            self.skip(tid, _UPSTREAM_SKIPPED)
-        else:
-            self.push_ready(tid)
+            return _UPSTREAM_FAILED
+        if self.unchosen and tid in self.unchosen:
+            return f"skipped: not the branch chosen by {self.unchosen[tid]}"
+        if statuses and all(r.status is TaskStatus.SKIPPED for r in statuses):
+            return _UPSTREAM_SKIPPED
+        return None
 
-    def skip(self, tid: str, reason: str) -> None:
+    def resolve(self, tid: str) -> None:
+        """All predecessors are final: skip `tid`, or make it ready to run."""
+        reason = self.skip_reason(tid)
+        if reason is None:
+            self.push_ready(tid)
+        else:
+            self.skip(tid, reason)
+
+    def mark_skipped(self, tid: str, reason: str) -> None:
         result = self.results[tid]
         result.status = TaskStatus.SKIPPED
         result.error = reason
         self.notify(result)
+
+    def skip(self, tid: str, reason: str) -> None:
+        self.mark_skipped(tid, reason)
         self.finish(tid)
 
     def notify(self, result: TaskResult) -> None:
@@ -404,10 +426,16 @@ class FlowExecutor:
         try:
             if run.history is not None:
                 await run.record(result)
-            if task.when is not None and not self._when(run, task):
-                result.status = TaskStatus.SKIPPED
-                result.error = _CONDITION_FALSE
-                return
+            if task.when is not None:
+                try:
+                    go = self._when(run, task)
+                except Exception as exc:  # a broken condition fails its task, loudly
+                    self._fail(run, result, _describe(exc, task))
+                    return
+                if not go:
+                    result.status = TaskStatus.SKIPPED
+                    result.error = _CONDITION_FALSE
+                    return
             if task.for_each is not None:
                 await self._run_each(run, task, result)
                 return

@@ -23,6 +23,7 @@ from mfo_client.flows._errors import TaskError
 from mfo_client.flows._registry import TaskCallable, TaskFactory
 
 __all__ = [
+    "NO_TEMPLATE",
     "MessageConfig",
     "TaskConfig",
     "TaskConfigError",
@@ -77,6 +78,10 @@ class TaskConfigError(TaskError, ValueError):
         super().__init__(f"invalid config for {task_type}: {listed}{hint}")
 
 
+NO_TEMPLATE = "no_template"
+"""The error type of a field that must not be templated (security policy, e.g. allow_hosts)."""
+
+
 def is_templated(value: object) -> bool:
     """Whether a value is a string holding a template not rendered yet."""
     return isinstance(value, str) and _TEMPLATE.search(value) is not None
@@ -103,7 +108,13 @@ def parse_config(model: type[C], config: object, task_type: str) -> C | _Unrende
         errors = exc.errors(include_url=False)
     # An unknown key is wrong whatever its value; any other fault of a template may be cured
     # by rendering it.
-    definite = [e for e in errors if e["type"] == "extra_forbidden" or not is_templated(e["input"])]
+    definite = [
+        e
+        for e in errors
+        if e["type"] == "extra_forbidden"
+        or e["loc"][:1] == ("allow_hosts",)
+        or not is_templated(e["input"])
+    ]
     if definite:
         raise _config_error(model, definite, task_type)
     return _Unrendered(

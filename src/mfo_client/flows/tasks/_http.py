@@ -36,13 +36,14 @@ from typing import Annotated, Any, Literal
 
 import httpx
 from pydantic import AfterValidator, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from mfo_client.config import Duration, format_duration
 from mfo_client.config._messages import show
 from mfo_client.flows._context import FlowContext
 from mfo_client.flows._errors import TaskError
 from mfo_client.flows._registry import TaskCallable
-from mfo_client.flows.tasks._common import TaskConfig, is_templated, validate
+from mfo_client.flows.tasks._common import NO_TEMPLATE, TaskConfig, is_templated, validate
 from mfo_client.flows.tasks._ssrf import (
     SCHEMES,
     HostPolicy,
@@ -63,7 +64,13 @@ _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie
 
 
 def _allow_entry(entry: str) -> str:
-    return entry if is_templated(entry) else check_allow_entry(entry)
+    # The allow-list is security policy: it comes from the flow's author or the operator,
+    # never from event data through a template.
+    if is_templated(entry):
+        raise PydanticCustomError(
+            NO_TEMPLATE, "allow_hosts entries cannot be templates, got {got}", {"got": repr(entry)}
+        )
+    return check_allow_entry(entry)
 
 
 class HttpGetConfig(TaskConfig):

@@ -75,6 +75,21 @@ _REASONS = (
 )
 
 
+# Refused whatever this Python's `ipaddress` tables say (they differ between patch releases):
+# shared address space, IETF protocol assignments, benchmarking, site-local, documentation.
+_ALWAYS_BLOCKED = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "100.64.0.0/10",
+        "192.0.0.0/24",
+        "198.18.0.0/15",
+        "fec0::/10",
+        "2001:db8::/32",
+        "64:ff9b:1::/48",
+    )
+)
+
+
 class UnsafeURLError(TaskError):
     """A URL this task refuses to fetch; the message says why and how to allow it."""
 
@@ -249,7 +264,9 @@ def _blocked(address: IPAddress) -> str | None:
         for prop, reason in _REASONS:
             if getattr(candidate, prop):
                 return reason
-        if not candidate.is_global:
+        if isinstance(candidate, ipaddress.IPv6Address) and candidate.is_site_local:
+            return "a site-local"
+        if not candidate.is_global or any(candidate in net for net in _ALWAYS_BLOCKED):
             return "a non-public (not globally routable)"
     return None
 
