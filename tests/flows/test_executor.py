@@ -334,3 +334,12 @@ async def test_a_broken_when_fails_the_task_and_the_run() -> None:
     assert result.tasks["gate"].status is TaskStatus.FAILED
     assert "nosuch" in (result.tasks["gate"].error or "")
     assert result.tasks["after"].status is TaskStatus.SKIPPED
+
+
+def test_context_get_reads_nested_own_outputs_before_the_run_data() -> None:
+    from mfo_client.flows import FlowContext, TaskInfo
+
+    ctx = FlowContext({"a": {"b": 2}}, TaskInfo(id="t", name="t", type="x", attempt=1))
+    ctx.set("a", {"b": 1})
+    assert ctx.get("a.b") == 1
+    assert ctx.get("a.c", "none") == "none"

@@ -216,7 +216,7 @@ async def test_resume_refuses_unknown_and_live_runs(
     # Recorded as running by this (live) process: another resume would run its tasks twice.
     definition = PIPELINE.model_dump(mode="json")
     await history.start_run("live", "hist", None, definition, {}, 1.0)
-    with pytest.raises(RunHistoryError, match="still running in process"):
+    with pytest.raises(RunHistoryError, match="may still be running in process"):
         await resume_run(executor, history, "live")
     tasks.flag.touch()
     forced = await resume_run(executor, history, "live", force=True)

@@ -181,3 +181,14 @@ def test_owner_alive() -> None:
     assert owner_alive("some-other-host.invalid:1") is None
     host = this_process().rpartition(":")[0]
     assert owner_alive(f"{host}:999999999") is False
+
+
+async def test_the_history_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "private" / "runs.db"
+    store = SQLiteRunHistory(path)
+    try:
+        await store.start_run("r", "f", None, {"name": "f", "tasks": []}, {"token": "t"}, 1.0)
+    finally:
+        await store.close()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700

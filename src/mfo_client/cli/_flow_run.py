@@ -15,11 +15,13 @@ import json
 import shlex
 import sqlite3
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mfo_client.cli._common import EXIT_INVALID, load_or_exit
@@ -108,12 +110,26 @@ def _dry_run(built: BuiltFlow, initial: dict[str, Any], out: Console) -> None:
         out.print(f"[bold]{tid}[/] ({task.type}) after: {deps}")
         try:
             config = render_config(task.config, initial, task_id=tid, flow=built.name)
-            out.print(f"  config: {json.dumps(config, default=str)}")
+            out.print(f"  config: {escape(json.dumps(config, default=str))}")
         except TemplateError as exc:
-            out.print(f"  config (as written): {json.dumps(task.config, default=str)}")
-            out.print(f"  [dim]rendered when it runs: {exc.message}[/]")
+            out.print(f"  config (as written): {escape(json.dumps(task.config, default=str))}")
+            out.print(f"  [dim]rendered when it runs: {escape(exc.message)}[/]")
         if task.when is not None:
-            out.print(f"  when: {task.when}")
+            out.print(f"  when: {escape(task.when)}")
+
+
+def progress_printer(err: Console) -> Callable[[TaskResult], None]:
+    """Live progress lines for a run: one when a task starts and one when it ends."""
+
+    def progress(result: TaskResult) -> None:
+        if result.status is TaskStatus.RUNNING:
+            err.print(f"{_MARK[result.status]} {escape(result.id)} ({escape(result.type)})")
+        elif result.status in _MARK:
+            took = f" in {result.duration:.3f}s" if result.duration is not None else ""
+            why = f": {escape(result.error)}" if result.error else ""
+            err.print(f"{_MARK[result.status]} {escape(result.id)}{took}{why}")
+
+    return progress
 
 
 def _summary(result: FlowResult, out: Console) -> None:
@@ -122,7 +138,7 @@ def _summary(result: FlowResult, out: Console) -> None:
         table.add_column(column)
     for r in result.tasks.values():
         took = f"{r.duration:.3f}s" if r.duration is not None else "-"
-        table.add_row(r.id, r.status.value, str(r.attempts), took, r.error or "")
+        table.add_row(escape(r.id), r.status.value, str(r.attempts), took, escape(r.error or ""))
     out.print(table)
     out.print(f"flow {result.flow} {result.status.value} in {result.duration:.3f}s")
 
@@ -185,15 +201,7 @@ def run(
     cfg = load_or_exit(config) if config is not None else None
     configure_logging("info", cfg.logging.format if cfg is not None else "text")
 
-    def progress(result: TaskResult) -> None:
-        if as_json:
-            return
-        if result.status is TaskStatus.RUNNING:
-            err.print(f"{_MARK[result.status]} {result.id} ({result.type})")
-        elif result.status in _MARK:
-            took = f" in {result.duration:.3f}s" if result.duration is not None else ""
-            why = f": {result.error}" if result.error else ""
-            err.print(f"{_MARK[result.status]} {result.id}{took}{why}")
+    progress = None if as_json else progress_printer(err)
 
     run_id = uuid.uuid4().hex
     if not no_history and not as_json:

@@ -25,7 +25,13 @@ from rich.markup import escape
 from mfo_client.cli._app import app
 from mfo_client.cli._common import EXIT_INVALID, load_or_exit
 from mfo_client.cli._flow import default_registry
-from mfo_client.cli._flow_run import _MARK, EXIT_FAILED, HistoryOption, _as_json, _summary
+from mfo_client.cli._flow_run import (
+    EXIT_FAILED,
+    HistoryOption,
+    _as_json,
+    _summary,
+    progress_printer,
+)
 from mfo_client.flows import (
     DEFAULT_HISTORY_PATH,
     ExecutionOptions,
@@ -39,7 +45,6 @@ from mfo_client.flows import (
     RunState,
     RunStatus,
     SQLiteRunHistory,
-    TaskResult,
     TaskStatus,
     build_flow,
     load_flow,
@@ -251,18 +256,6 @@ def show(
     typer.echo("\n".join(lines))
 
 
-def _progress(err: Console) -> Callable[[TaskResult], None]:
-    def progress(result: TaskResult) -> None:
-        if result.status is TaskStatus.RUNNING:
-            err.print(f"{_MARK[result.status]} {result.id} ({result.type})")
-        elif result.status in _MARK:
-            took = f" in {result.duration:.3f}s" if result.duration is not None else ""
-            why = f": {escape(result.error)}" if result.error else ""
-            err.print(f"{_MARK[result.status]} {result.id}{took}{why}")
-
-    return progress
-
-
 @runs_app.command("resume")
 def resume(
     run_id: Annotated[str, typer.Argument(help="The run to resume.")],
@@ -312,7 +305,7 @@ def resume(
         clients = FlowClients.from_config(cfg) if cfg is not None else FlowClients()
         executor = FlowExecutor(registry, concurrency, clients)
         options = ExecutionOptions(
-            fail_fast=fail_fast, observer=None if as_json else _progress(err)
+            fail_fast=fail_fast, observer=None if as_json else progress_printer(err)
         )
         try:
             async with SQLiteRunHistory(history) as store:

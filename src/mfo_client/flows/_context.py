@@ -131,7 +131,7 @@ class FlowContext:
 
     def get(self, path: str, default: Any = None) -> Any:
         """The value at a dotted path (`input.dataID`, `store_data_mfo.resourceID`)."""
-        value = lookup(self._outputs, path) if path in self._outputs else MISSING
+        value = lookup(self._outputs, path)  # this task's own outputs first
         if value is MISSING:
             value = lookup(self._data, path, default)
         return value

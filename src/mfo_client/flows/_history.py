@@ -219,9 +219,11 @@ async def resume_run(
         raise RunHistoryError(
             f'run "{run_id}" already succeeded; nothing to resume (start a new run instead)'
         )
-    if record.status is RunState.RUNNING and not force and owner_alive(record.owner):
+    # Only a process known to be gone is safe to take over: one on another host (or in
+    # another container) cannot be checked from here, so that needs `force`.
+    if record.status is RunState.RUNNING and not force and owner_alive(record.owner) is not False:
         raise RunHistoryError(
-            f'run "{run_id}" is still running in process {record.owner}; cancel it first '
+            f'run "{run_id}" may still be running in process {record.owner}; cancel it first '
             "(mfo runs cancel), or force the resume if that process is not running it"
         )
     if definition is None:
