@@ -63,7 +63,7 @@ ODD = textwrap.dedent(
       - {id: end, type: t, name: 'A <b> & "c" #x'}
       - {id: fetch-data, type: t, dependencies: [end], when: 'input.n > 3'}
       - {id: fetch_data, type: t, successors: [fetch-data]}
-      - {id: a.b, type: 'back\\slash'}
+      - {id: _a-b, type: 'back\\slash'}
     """
 )
 
@@ -94,7 +94,7 @@ def test_mermaid_escapes_labels_and_renames_ids_it_cannot_read() -> None:
             end_["A #lt;b#gt; #amp; #quot;c#quot; #35;x<br/>t"]
             fetch_data_["fetch-data<br/>t<br/>when: input.n #gt; 3"]
             fetch_data["fetch_data<br/>t"]
-            a_b["a.b<br/>back\\slash"]
+            _a_b["_a-b<br/>back\\slash"]
             end_ --> fetch_data_
             fetch_data --> fetch_data_
         """
@@ -109,7 +109,7 @@ def test_dot_escapes_labels_and_dashes_conditional_tasks() -> None:
             "end" [label="A <b> & \\"c\\" #x\\nt"];
             "fetch-data" [label="fetch-data\\nt\\nwhen: input.n > 3", style=dashed];
             "fetch_data" [label="fetch_data\\nt"];
-            "a.b" [label="a.b\\nback\\\\slash"];
+            "_a-b" [label="_a-b\\nback\\\\slash"];
             "end" -> "fetch-data";
             "fetch_data" -> "fetch-data";
         }

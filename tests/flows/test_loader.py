@@ -221,7 +221,7 @@ def test_bad_types_name_the_task_by_id() -> None:
         "flow.yaml:10: tasks[a].retry.attempts: must be >= 1, got 0",
         "flow.yaml:11: tasks[1]: must be a mapping of keys, got 5",
         'flow.yaml:12: tasks[2nd].id: must start with a letter or "_" and use only letters, '
-        'digits, "_", "." and "-", got "2nd"',
+        'digits, "_" and "-" (a "." would read as a path in templates), got "2nd"',
     ]
 
 

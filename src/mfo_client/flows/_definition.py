@@ -37,7 +37,7 @@ class RetrySpec(_Model):
 
 
 class TaskDefinition(_Model):
-    id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
     type: str = Field(min_length=1)
     name: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)

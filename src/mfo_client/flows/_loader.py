@@ -42,7 +42,10 @@ _EMPTY_MEANS_DEFAULT = ("config", "successors", "dependencies")
 _EDGE_KEYS = ("successors", "dependencies")
 _MAX_CYCLES = 10
 _MAX_LISTED = 12
-_ID_RULE = 'must start with a letter or "_" and use only letters, digits, "_", "." and "-"'
+_ID_RULE = (
+    'must start with a letter or "_" and use only letters, digits, "_" and "-" '
+    '(a "." would read as a path in templates)'
+)
 
 
 def load_flow(path: str | os.PathLike[str]) -> FlowDefinition:
