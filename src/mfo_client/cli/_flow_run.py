@@ -126,7 +126,8 @@ def progress_printer(err: Console) -> Callable[[TaskResult], None]:
             err.print(f"{_MARK[result.status]} {escape(result.id)} ({escape(result.type)})")
         elif result.status in _MARK:
             took = f" in {result.duration:.3f}s" if result.duration is not None else ""
-            why = f": {escape(result.error)}" if result.error else ""
+            error = (result.error or "").removeprefix("skipped: ")
+            why = f": {escape(error)}" if error else ""
             err.print(f"{_MARK[result.status]} {escape(result.id)}{took}{why}")
 
     return progress

@@ -252,6 +252,8 @@ def show(
         hint = f"mfo runs resume {record.run_id}"
         if history != _DEFAULT:
             hint += f" --history {shlex.quote(str(history))}"
+        # The history does not keep which config a run used: say so rather than guess.
+        hint += " [--config FILE, as the run had: without it no MFO server is used]"
         lines += ["", f"resume it with: {hint}"]
     typer.echo("\n".join(lines))
 
