@@ -58,6 +58,7 @@ from mfo_client.flows._definition import FlowDefinition, TaskDefinition
 from mfo_client.flows._errors import FlowDefinitionError, TaskError, TemplateError
 from mfo_client.flows._registry import TaskCallable, TaskRegistry
 from mfo_client.flows._result import FlowResult, RunStatus, TaskResult, TaskStatus
+from mfo_client.flows._templates import has_templates, render_config
 
 if TYPE_CHECKING:
     from mfo_client.flows._history import RunHistory
@@ -122,6 +123,8 @@ class _Run:
         self.ready: list[tuple[int, int, str]] = []
         self.running: dict[asyncio.Task[None], str] = {}
         self.stopping = False
+        self.funcs: dict[str, TaskCallable] = {}
+        """Callables of tasks whose config has no templates: built once per run."""
         self.failed = False
         self.history = options.history
         self.cancel = options.cancel
@@ -573,14 +576,16 @@ class FlowExecutor:
     ) -> dict[str, Any]:
         if task.type in CONSTRUCTS:
             func = self._construct(run, task, data)
+        elif task.id in run.funcs:  # no templates: the callable of the first attempt serves
+            func = run.funcs[task.id]
         else:
             config: Mapping[str, Any] = task.config
-            if config:
-                from mfo_client.flows._templates import has_templates, render_config
-
-                if has_templates(config):
-                    config = render_config(config, data, task_id=task.id, flow=run.definition.name)
+            templated = bool(config) and has_templates(config)
+            if templated:
+                config = render_config(config, data, task_id=task.id, flow=run.definition.name)
             func = self.registry.get(task.type)(config)
+            if not templated:
+                run.funcs[task.id] = func
         info = TaskInfo(
             id=task.id,
             name=task.label,
