@@ -7,13 +7,8 @@ from typing import Any
 import pytest
 
 from mfo_client.flows._errors import TaskError, TemplateError
-from mfo_client.flows._templates import (
-    _compile,
-    _translate_template,
-    check_templates,
-    has_templates,
-    render_config,
-)
+from mfo_client.flows._template_go import translate_template
+from mfo_client.flows._templates import _compile, check_templates, has_templates, render_config
 
 DATA: dict[str, Any] = {
     "eventName": "user.created",
@@ -138,7 +133,7 @@ def test_keys_win_over_dict_methods() -> None:
     ],
 )
 def test_go_style_references_are_translated(source: str, expected: str) -> None:
-    assert _translate_template(source) == expected
+    assert translate_template(source) == expected
 
 
 def test_dots_inside_string_literals_are_untouched() -> None:

@@ -15,15 +15,13 @@ from jinja2.environment import TemplateExpression
 from jinja2.exceptions import TemplateSyntaxError
 
 from mfo_client.flows._errors import TemplateError
-from mfo_client.flows._templates import (
-    _ENV,
-    _materialize,
-    _single_expression,
-    _syntax_problem,
-    _template_error,
-    _translate_expression,
-    _WholeDataError,
+from mfo_client.flows._template_go import (
+    WholeDataError,
+    single_expression,
+    translate_expression,
 )
+from mfo_client.flows._template_limits import ENV
+from mfo_client.flows._templates import _materialize, _syntax_problem, _template_error
 
 __all__ = ["check_expression", "evaluate", "is_true"]
 
@@ -37,18 +35,18 @@ class _EmptyError(Exception):
 @functools.lru_cache(maxsize=1024)
 def _compile(expression: str) -> tuple[str, TemplateExpression]:
     """The translated source and its compiled form, once per distinct expression."""
-    inner = _single_expression(expression)
-    translated = _translate_expression(expression if inner is None else inner)
+    inner = single_expression(expression)
+    translated = translate_expression(expression if inner is None else inner)
     if not translated.strip():
         raise _EmptyError(_EMPTY)
-    return translated, _ENV.compile_expression(translated, undefined_to_none=False)
+    return translated, ENV.compile_expression(translated, undefined_to_none=False)
 
 
 def check_expression(expression: str) -> str | None:
     """The syntax problem of an expression, or None when it compiles."""
     try:
         _compile(expression)
-    except (TemplateSyntaxError, _WholeDataError, _EmptyError) as exc:
+    except (TemplateSyntaxError, WholeDataError, _EmptyError) as exc:
         return _syntax_problem(exc, expression=True)
     return None
 
@@ -60,7 +58,7 @@ def evaluate(expression: str, variables: Mapping[str, Any], *, where: str) -> An
     """
     try:
         translated, compiled = _compile(expression)
-    except (TemplateSyntaxError, _WholeDataError, _EmptyError) as exc:
+    except (TemplateSyntaxError, WholeDataError, _EmptyError) as exc:
         problem = _syntax_problem(exc, expression=True)
         raise TemplateError(f"{where}: {problem}", where=where) from exc
     try:

@@ -8,7 +8,9 @@ other template renders to text.
 
 Everything runs in Jinja2's immutable sandbox with `StrictUndefined`: a missing variable is an
 error naming its dotted path, never empty text; escapes (`''.__class__...`) fail as unsafe; and
-results are bounded (`range` by the sandbox, `*`, `+`, `**` and the output here).
+every render is bounded in size and in work, checked before the work is done (see
+`_template_limits`):
+rendering runs on the event loop, where no timeout can interrupt it.
 """
 
 from __future__ import annotations
@@ -21,194 +23,27 @@ from collections.abc import Iterator, Mapping, Sequence, Set, ValuesView
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from jinja2 import StrictUndefined, Template, nodes
+from jinja2 import (
+    Template,
+    nodes,
+)
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.parser import Parser
-from jinja2.runtime import Context, Undefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.runtime import Undefined
 
 from mfo_client.flows._errors import TemplateError
+from mfo_client.flows._template_go import (
+    WholeDataError,
+    single_expression,
+    translate_expression,
+    translate_template,
+)
+from mfo_client.flows._template_limits import ENV, MAX_OUTPUT, LimitError, WorkError
 
 __all__ = ["check_templates", "has_templates", "render_config"]
 
-_MAX_OUTPUT = 1024 * 1024
-"""Characters (or items) one template may produce; more is a runaway template, not a message."""
-_MAX_POWER_BITS = 4096
 _CACHE_SIZE = 2048
-
-
-class _LimitError(Exception):
-    """A template tried to build a value larger than the limits allow."""
-
-
-class _WholeDataError(Exception):
-    """`{{.}}`: Go's "the whole data", which a config value has no use for."""
-
-
-_ABSENT: Any = object()
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "+", "**"})
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        # Data first: `input.items` is the key "items", as in Go templates, not `dict.items`.
-        if isinstance(obj, Mapping):
-            value = obj.get(attribute, _ABSENT)
-            if value is not _ABSENT:
-                return value
-        return super().getattr(obj, attribute)
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            if (
-                isinstance(left, int)
-                and isinstance(right, int)
-                and right > 0
-                and right * abs(left).bit_length() > _MAX_POWER_BITS
-            ):
-                raise _LimitError(f"'**' would make a number of more than {_MAX_POWER_BITS} bits")
-        elif operator == "*":
-            for sized, times in ((left, right), (right, left)):
-                if _is_sized(sized) and isinstance(times, int) and len(sized) * times > _MAX_OUTPUT:
-                    raise _LimitError(_too_many("*", len(sized) * times))
-        elif _is_sized(left) and _is_sized(right) and len(left) + len(right) > _MAX_OUTPUT:
-            raise _LimitError(_too_many("+", len(left) + len(right)))
-        return super().call_binop(context, operator, left, right)
-
-
-def _too_many(operator: str, size: int) -> str:
-    return f"'{operator}' would make {size} characters or items (the limit is {_MAX_OUTPUT})"
-
-
-def _is_sized(value: Any) -> bool:
-    return isinstance(value, str | bytes | list | tuple)
-
-
-_ENV = _Sandbox(undefined=StrictUndefined, autoescape=False)
-
-
-# -- Go-style references ---------------------------------------------------------------------
-
-_TAG_OPEN = re.compile(r"\{\{|\{%|\{#")
-_RAW_BEGIN = re.compile(r"\{%-?\+?\s*raw\s*[-+]?%\}")
-_RAW_END = re.compile(r"\{%-?\+?\s*endraw\s*[-+]?%\}")
-_NAME = re.compile(r"[^\W\d]\w*")
-_NUMBER = re.compile(r"\d[\d_]*(?:\.\d[\d_]*)?(?:[eE][+-]?\d+)?")
-# Words after which an operand starts, so a following `.name` is a reference.
-_KEYWORDS = frozenset(
-    {"and", "or", "not", "in", "is", "if", "else", "elif", "for", "recursive", "set", "with"}
-    | {"print", "filter", "call", "macro", "as"}
-)
-_WHOLE_DATA = (
-    '"." (the whole data) is not supported; name the value you need, '
-    "e.g. {{.eventName}} or {{ input.dataID }}"
-)
-
-
-def _translate_template(source: str) -> str:
-    """Jinja2 source for a template that may use Go-style `{{.name}}` references."""
-    out: list[str] = []
-    pos = 0
-    while match := _TAG_OPEN.search(source, pos):
-        start = match.start()
-        out.append(source[pos:start])
-        tag = match.group()
-        if tag == "{#":
-            stop = source.find("#}", start + 2)
-            pos = len(source) if stop < 0 else stop + 2
-            out.append(source[start:pos])
-        elif tag == "{%" and (raw := _RAW_BEGIN.match(source, start)):
-            end = _RAW_END.search(source, raw.end())
-            pos = end.end() if end else len(source)
-            out.append(source[start:pos])
-        else:
-            code, pos = _translate_code(source, start + 2, "}}" if tag == "{{" else "%}")
-            out.append(tag + code)  # the closing delimiter is copied with the next text
-    out.append(source[pos:])
-    return "".join(out)
-
-
-def _translate_expression(source: str) -> str:
-    return _translate_code(source, 0, None)[0]
-
-
-def _translate_code(source: str, pos: int, end: str | None) -> tuple[str, int]:
-    """Translate code from `pos` to the `end` delimiter (outside brackets); the text and its end.
-
-    A dot after an operand (a name, literal, `)` or `]`) is attribute access and stays; any other
-    dot followed by a name starts a Go-style reference and is dropped. String literals are copied
-    untouched.
-    """
-    out: list[str] = []
-    operand = False  # the last token ends an operand: a dot now is attribute access
-    attribute = False  # the last token is an attribute dot: a name now is no keyword
-    depth = 0
-    while pos < len(source):
-        char = source[pos]
-        if depth == 0 and end is not None and source.startswith(end, pos):
-            break
-        if char.isspace():
-            out.append(char)
-            pos += 1
-            continue
-        if char in "'\"":
-            token, operand = source[pos : _string_end(source, pos)], True
-        elif name := _NAME.match(source, pos):
-            token = name.group()
-            operand = attribute or token not in _KEYWORDS
-        elif number := _NUMBER.match(source, pos):
-            token, operand = number.group(), True
-        elif char == "." and not operand:
-            if _NAME.match(source, pos + 1):
-                pos += 1
-                attribute = False
-                continue
-            rest = source[pos + 1 :].lstrip()
-            if not rest or rest[0] in ")],|" or (end is not None and rest.startswith(end)):
-                raise _WholeDataError(_WHOLE_DATA)
-            token = char
-        else:
-            token = char
-            if char in "([{":
-                depth += 1
-            elif char in ")]}":
-                depth = max(0, depth - 1)
-            operand = char in ")]}"
-            out.append(token)
-            pos += 1
-            attribute = char == "." and not operand
-            continue
-        out.append(token)
-        pos += len(token)
-        attribute = False
-    return "".join(out), pos
-
-
-def _string_end(source: str, pos: int) -> int:
-    quote, pos = source[pos], pos + 1
-    while pos < len(source):
-        if source[pos] == "\\":
-            pos += 2
-        elif source[pos] == quote:
-            return pos + 1
-        else:
-            pos += 1
-    return len(source)
-
-
-def _single_expression(source: str) -> str | None:
-    """The expression inside a string that is exactly one `{{ ... }}`, untranslated."""
-    text = source.strip()
-    if not (text.startswith("{{") and text.endswith("}}")):
-        return None
-    stop = _translate_code(text, 2, "}}")[1]
-    if stop != len(text) - 2:
-        return None
-    inner = text[2:stop]
-    inner = inner[1:] if inner.startswith("-") else inner  # whitespace control, as in `{{- x -}}`
-    return inner[:-1] if inner.endswith("-") else inner
 
 
 # -- Compiling, cached -----------------------------------------------------------------------
@@ -225,14 +60,14 @@ class _Compiled:
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _compile(source: str) -> _Compiled:
-    translated = _translate_template(source)
-    template = _ENV.from_string(translated)
+    translated = translate_template(source)
+    template = ENV.from_string(translated)
     expression = None
-    if (inner := _single_expression(source)) is not None:
+    if (inner := single_expression(source)) is not None:
         # Valid as a template but not as one expression (`{{ a, b }}`): render it as text.
         with contextlib.suppress(TemplateSyntaxError):
-            expression = _ENV.compile_expression(
-                _translate_expression(inner), undefined_to_none=False
+            expression = ENV.compile_expression(
+                translate_expression(inner), undefined_to_none=False
             )
     return _Compiled(translated, template, expression)
 
@@ -301,9 +136,9 @@ def _render_text(template: Template, variables: Mapping[str, Any]) -> str:
     size = 0
     for chunk in template.generate(variables):
         size += len(chunk)
-        if size > _MAX_OUTPUT:
-            raise _LimitError(
-                f"the rendered text is longer than the limit of {_MAX_OUTPUT} characters"
+        if size > MAX_OUTPUT:
+            raise LimitError(
+                f"the rendered text is longer than the limit of {MAX_OUTPUT} characters"
             )
         chunks.append(chunk)
     return "".join(chunks)
@@ -315,8 +150,8 @@ def _materialize(value: Any) -> Any:
     Fails on an undefined value anywhere inside, as rendering it to text would.
     """
     if isinstance(value, str):
-        if len(value) > _MAX_OUTPUT:
-            raise _LimitError(f"the value is longer than the limit of {_MAX_OUTPUT} characters")
+        if len(value) > MAX_OUTPUT:
+            raise LimitError(f"the value is longer than the limit of {MAX_OUTPUT} characters")
         return value
     if isinstance(value, Undefined):
         _fail(value)
@@ -347,7 +182,7 @@ def check_templates(config: Mapping[str, Any]) -> list[str]:
             if "{{" in value or "{%" in value:
                 try:
                     _compile(value)
-                except (TemplateSyntaxError, _WholeDataError) as exc:
+                except (TemplateSyntaxError, WholeDataError) as exc:
                     problems.append(f"{_key_path(path)}: {_syntax_problem(exc, expression=False)}")
         elif isinstance(value, Mapping):
             for k, v in value.items():
@@ -407,7 +242,7 @@ def _template_error(
     """A TemplateError for `exc`, raised compiling or rendering `source` (translated)."""
     variable = None
     kind = "expression" if expression else "template"
-    if isinstance(exc, TemplateSyntaxError | _WholeDataError):
+    if isinstance(exc, TemplateSyntaxError | WholeDataError):
         problem = _syntax_problem(exc, expression=expression)
     elif isinstance(exc, SecurityError):
         problem = f"unsafe {kind}: {exc.message}"
@@ -418,8 +253,10 @@ def _template_error(
         else:
             variable, reason = found
             problem = f'undefined variable "{variable}": {reason}'
-    elif isinstance(exc, _LimitError):
+    elif isinstance(exc, LimitError):
         problem = f"too large: {exc}"
+    elif isinstance(exc, WorkError):
+        problem = f"too much work: {exc}"
     else:
         problem = f"{kind} failed: {type(exc).__name__}: {exc}"
     if variable is not None:
@@ -452,9 +289,9 @@ def _missing_reference(
 def _references(source: str, expression: bool) -> tuple[tuple[Any, ...], ...]:
     """Every variable reference (`a.b[0].c`) in the source, skipping template-local names."""
     if expression:
-        root: nodes.Node = Parser(_ENV, source, state="variable").parse_expression()
+        root: nodes.Node = Parser(ENV, source, state="variable").parse_expression()
     else:
-        root = _ENV.parse(source)
+        root = ENV.parse(source)
     local = {n.name for n in root.find_all(nodes.Name) if n.ctx in ("store", "param")}
     local |= {"loop", "caller", "varargs", "kwargs"}
     chains: list[tuple[Any, ...]] = []
@@ -496,7 +333,7 @@ def _chain(node: nodes.Node) -> tuple[Any, ...] | None:
 def _find_missing(parts: tuple[Any, ...], variables: Mapping[str, Any]) -> tuple[str, Any] | None:
     """Why the reference is undefined, and the missing part; None when it resolves."""
     if parts[0] not in variables:
-        if parts[0] in _ENV.globals:
+        if parts[0] in ENV.globals:
             return None
         return f'the data has no "{parts[0]}" ({_listing(variables)})', parts[0]
     current: Any = variables[parts[0]]
