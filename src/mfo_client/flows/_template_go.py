@@ -6,6 +6,8 @@ drops a dot that starts a reference.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "WHOLE_DATA",
     "WholeDataError",
@@ -13,8 +15,6 @@ __all__ = [
     "translate_expression",
     "translate_template",
 ]
-
-import re
 
 
 class WholeDataError(Exception):

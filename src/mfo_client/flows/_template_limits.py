@@ -6,8 +6,6 @@ be refused up front; see the "Limits" notes below for what is checked and how.
 
 from __future__ import annotations
 
-__all__ = ["ABSENT", "ENV", "MAX_OUTPUT", "LimitError", "WorkError"]
-
 import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Set
@@ -25,6 +23,8 @@ from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
 from jinja2.utils import _PassArg, generate_lorem_ipsum
 from markupsafe import Markup
+
+__all__ = ["ABSENT", "ENV", "MAX_OUTPUT", "LimitError", "WorkError"]
 
 ABSENT: Any = object()
 
