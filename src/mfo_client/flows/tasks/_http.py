@@ -59,8 +59,10 @@ __all__ = ["HttpGetConfig", "HttpGetSettings", "build_http_get"]
 
 TEN_MEBIBYTES = 10 * 1024 * 1024
 _ERROR_BODY_CHARS = 500
-# Sent to a host only it was meant for: dropped when a redirect leaves the origin.
-_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+_KEPT_OFF_ORIGIN = frozenset(
+    {"accept", "accept-encoding", "accept-language", "cache-control", "user-agent"}
+)
+"""The configured headers a redirect to another origin keeps; any other one may be a key."""
 
 
 def _allow_entry(entry: str) -> str:
@@ -199,9 +201,7 @@ async def _fetch(
                         url=shown_url(url),
                     )
                 if _origin(next_url) != _origin(url):
-                    headers = {
-                        k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS
-                    }
+                    headers = {k: v for k, v in headers.items() if k.lower() in _KEPT_OFF_ORIGIN}
                 url = next_url
                 continue
             if not response.is_success:
