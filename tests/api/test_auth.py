@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from mfo_client import AsyncMFOClient, AuthenticationError, MFOClient, PasswordLoginAuth
+from mfo_client import (
+    APIConnectionError,
+    AsyncMFOClient,
+    AuthenticationError,
+    MFOClient,
+    PasswordLoginAuth,
+)
 from mfo_client.api import CircuitBreakerRegistry
 from tests.api.conftest import PASSWORD, USER, Server, start
 
@@ -102,3 +109,20 @@ def test_secrets_stay_out_of_reprs(server: Server) -> None:
     assert "s3cr3t" not in repr(client)
     assert PASSWORD not in repr(_login(server))
     client.close()
+
+
+def test_login_failures_are_typed_errors_too(breakers: CircuitBreakerRegistry) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    auth = PasswordLoginAuth(f"http://127.0.0.1:{port}/auth", USER, PASSWORD)
+    with MFOClient(f"http://127.0.0.1:{port}/api", auth=auth, breakers=breakers) as mfo:
+        with pytest.raises(APIConnectionError) as info:
+            mfo.login()
+    assert info.value.url == f"http://127.0.0.1:{port}/auth/login"
+
+
+async def test_login_is_a_no_op_for_static_tokens(server: Server) -> None:
+    async with AsyncMFOClient(server.api, auth="test-token") as mfo:
+        await mfo.login()
+    assert server.count("POST /auth/login") == 0

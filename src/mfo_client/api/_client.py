@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from mfo_client.api._auth import AuthProvider, PasswordLoginAuth, StaticTokenAuth
 from mfo_client.api._breaker import CircuitBreaker, CircuitBreakerRegistry
 from mfo_client.api._chat import AsyncChat, Chat
-from mfo_client.api._core import CoreClient, Operation, Program, Send
+from mfo_client.api._core import CoreClient, Operation, Program, Send, resume
 from mfo_client.api._events import AsyncEvents, Events
 from mfo_client.api._hooks import ClientHook
 from mfo_client.api._jobs import AsyncJobs, Jobs
@@ -28,7 +28,6 @@ from mfo_client.api._policies import (
     DEFAULT_RETRY,
     CircuitBreakerPolicy,
     RetryPolicy,
-    is_testing,
 )
 from mfo_client.api._resources import AsyncResources, Resources
 
@@ -120,8 +119,9 @@ class _ClientBase:
     def _http_client(self) -> httpx.Client | httpx.AsyncClient:
         raise NotImplementedError
 
-    @property
-    def _auth_arg(self) -> Any:
+    def _auth_for(self, step: Send) -> Any:
+        if not step.auth:
+            return None
         flow = self._core._auth_flow
         return flow if flow is not None else httpx.USE_CLIENT_DEFAULT
 
@@ -161,44 +161,28 @@ class MFOClient(_ClientBase):
         return self._http
 
     def _run(self, program: Program[T]) -> T:
-        step = next(program)
-        while True:
+        finished, step = resume(program, None)
+        while not finished:
+            outcome: httpx.Response | httpx.HTTPError | None = None
             if isinstance(step, Send):
                 try:
-                    outcome: httpx.Response | httpx.HTTPError = self._http.send(
-                        step.request, auth=self._auth_arg
-                    )
+                    outcome = self._http.send(step.request, auth=self._auth_for(step))
                 except httpx.HTTPError as exc:  # mapped to a typed error by the core
                     outcome = exc
                 except BaseException as exc:
                     step = program.throw(exc)
                     continue
-                try:
-                    step = program.send(outcome)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
-            else:
-                if not (step.backoff and is_testing()):
-                    time.sleep(step.seconds)
-                try:
-                    step = program.send(None)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
+            elif step.wait > 0:
+                time.sleep(step.wait)
+            finished, step = resume(program, outcome)
+        return step  # type: ignore[no-any-return]
 
     def _request(self, op: Operation[M]) -> M:
         return self._run(self._program(op))
 
     def login(self) -> None:
         """Log in now rather than on the first request (a no-op for static tokens)."""
-        if self._core.auth is None:
-            return
-        steps = self._core.auth.login_flow()
-        try:
-            request = next(steps)
-            while True:
-                request = steps.send(self._http.send(request, auth=None))
-        except StopIteration:
-            return
+        self._run(self._core.login())
 
     def close(self) -> None:
         self._http.close()
@@ -247,44 +231,28 @@ class AsyncMFOClient(_ClientBase):
         return self._http
 
     async def _run(self, program: Program[T]) -> T:
-        step = next(program)
-        while True:
+        finished, step = resume(program, None)
+        while not finished:
+            outcome: httpx.Response | httpx.HTTPError | None = None
             if isinstance(step, Send):
                 try:
-                    outcome: httpx.Response | httpx.HTTPError = await self._http.send(
-                        step.request, auth=self._auth_arg
-                    )
+                    outcome = await self._http.send(step.request, auth=self._auth_for(step))
                 except httpx.HTTPError as exc:  # mapped to a typed error by the core
                     outcome = exc
                 except BaseException as exc:
                     step = program.throw(exc)
                     continue
-                try:
-                    step = program.send(outcome)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
-            else:
-                if not (step.backoff and is_testing()):
-                    await asyncio.sleep(step.seconds)
-                try:
-                    step = program.send(None)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
+            elif step.wait > 0:
+                await asyncio.sleep(step.wait)
+            finished, step = resume(program, outcome)
+        return step  # type: ignore[no-any-return]
 
     async def _request(self, op: Operation[M]) -> M:
         return await self._run(self._program(op))
 
     async def login(self) -> None:
         """Log in now rather than on the first request (a no-op for static tokens)."""
-        if self._core.auth is None:
-            return
-        steps = self._core.auth.login_flow()
-        try:
-            request = next(steps)
-            while True:
-                request = steps.send(await self._http.send(request, auth=None))
-        except StopIteration:
-            return
+        await self._run(self._core.login())
 
     async def aclose(self) -> None:
         await self._http.aclose()

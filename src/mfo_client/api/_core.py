@@ -32,6 +32,7 @@ from mfo_client.api._hooks import AttemptDetails, ClientHook, LoggingHook
 from mfo_client.api._policies import (
     CircuitBreakerPolicy,
     RetryPolicy,
+    is_testing,
     parse_retry_after,
     retry_delay,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "Send",
     "Sleep",
     "SyncCaller",
+    "resume",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -65,6 +67,8 @@ USER_AGENT = _user_agent()
 @dataclass(frozen=True, slots=True)
 class Send:
     request: httpx.Request
+    auth: bool = True
+    """False for the login requests themselves, which carry credentials in their body."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,11 @@ class Sleep:
     seconds: float
     backoff: bool = True
     """Backoff waits are skipped under `set_testing(True)`; polling intervals are not."""
+
+    @property
+    def wait(self) -> float:
+        """Seconds the driver should actually sleep."""
+        return 0.0 if self.backoff and is_testing() else self.seconds
 
 
 Outcome = httpx.Response | httpx.HTTPError
@@ -130,6 +139,23 @@ class CoreClient:
         return http.build_request(
             op.method, op.path.lstrip("/"), json=op.json, params=op.params, headers=headers
         )
+
+    def login(self) -> Program[None]:
+        """The auth provider's login steps as a program, so both drivers can run it and its
+        failures come out as typed errors like any other call's."""
+        if self.auth is None:
+            return
+        steps = self.auth.login_flow()
+        try:
+            request = next(steps)
+            while True:
+                outcome = yield Send(request, auth=False)
+                if not isinstance(outcome, httpx.Response):
+                    assert outcome is not None
+                    raise self._error(request, outcome, None)
+                request = steps.send(outcome)
+        except StopIteration:
+            return
 
     def call(self, request: httpx.Request, cast_to: type[M]) -> Program[M]:
         """The retry loop around one request, with the breaker consulted before each attempt."""
@@ -220,6 +246,14 @@ class CoreClient:
                 method=response.request.method,
                 url=str(response.request.url),
             ) from None
+
+
+def resume(program: Program[T], value: Outcome | None) -> tuple[bool, Any]:
+    """Send `value` into `program`: (False, its next step), or (True, its result) once done."""
+    try:
+        return False, program.send(value)
+    except StopIteration as stop:
+        return True, stop.value
 
 
 class SyncCaller(Protocol):
