@@ -14,7 +14,7 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,15 +26,14 @@ from mfo_client.config import Config
 from mfo_client.delivery import OutboxStats, SQLiteStore
 from mfo_client.devserver import DevServerSettings
 from tests._servers import run_devserver, run_service
+from tests.webhook.conftest import TOKEN, WAIT, forwarded
 
 DATA = Path(__file__).parent.parent / "data"
 GITHUB = DATA / "github"
 BUGS = DATA / "bugs"
-TOKEN = "dev-token"
 DOCS_SECRET = "It's a Secret to Everybody"
 DOCS_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
 OCTOKIT_SECRET = "development"
-WAIT = 5.0
 
 # file stem -> the X-GitHub-Event it was sent with
 DELIVERIES = {
@@ -92,27 +91,6 @@ def listener(devserver: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     )
     with run_service(config) as (url, _):
         yield url
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
-
-
-async def forwarded(http: httpx.AsyncClient, devserver: str, event_id: str) -> dict[str, Any]:
-    """The event as the dev server stored it, once a forwarder has sent it (bounded wait)."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        response = await http.get(
-            f"{devserver}/api/events/{event_id}", headers={"Authorization": f"Bearer {TOKEN}"}
-        )
-        if response.status_code == 200:
-            event: dict[str, Any] = response.json()
-            return event
-        assert response.status_code == 404, response.text
-        assert time.monotonic() < deadline, f"event {event_id} was not forwarded in {WAIT} s"
-        await asyncio.sleep(0.02)
 
 
 def github_headers(

@@ -66,12 +66,6 @@ def listener(store: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
 async def nothing_stored(store: Path, listener: str) -> AsyncIterator[None]:
     """Whatever the test sends, the outbox holds no event afterwards."""
     assert await stored(store) == 0

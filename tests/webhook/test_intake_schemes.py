@@ -6,16 +6,14 @@ the reference MFO server after forwarding, refused ones must not reach it.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,9 +22,8 @@ from mfo_client.config import Config
 from mfo_client.delivery import OutboxStats, SQLiteStore
 from mfo_client.devserver import DevServerSettings
 from tests._servers import run_devserver, run_service
+from tests.webhook.conftest import TOKEN, forwarded
 
-TOKEN = "dev-token"
-WAIT = 5.0
 STANDARD_KEY = b"standard-webhooks-key-0123456789"
 STANDARD_OLD_KEY = b"the-key-being-rotated-out-987654"
 STRIPE_SECRET = "whsec_stripe_endpoint_secret"
@@ -119,27 +116,6 @@ def listener(devserver: str, store: Path) -> Iterator[str]:
     )
     with run_service(config) as (url, _):
         yield url
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
-
-
-async def forwarded(http: httpx.AsyncClient, devserver: str, event_id: str) -> dict[str, Any]:
-    """The event as the dev server stored it, once a forwarder has sent it (bounded wait)."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        response = await http.get(
-            f"{devserver}/api/events/{event_id}", headers={"Authorization": f"Bearer {TOKEN}"}
-        )
-        if response.status_code == 200:
-            event: dict[str, Any] = response.json()
-            return event
-        assert response.status_code == 404, response.text
-        assert time.monotonic() < deadline, f"event {event_id} was not forwarded in {WAIT} s"
-        await asyncio.sleep(0.02)
 
 
 async def outbox(path: Path) -> OutboxStats:
