@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -19,7 +20,7 @@ from mfo_client.config import Config
 from mfo_client.devserver import DevServerSettings, create_app
 from mfo_client.service import Service
 
-__all__ = ["run_app", "run_devserver", "run_service"]
+__all__ = ["free_port", "run_app", "run_devserver", "run_service", "wait_http"]
 
 STARTUP_TIMEOUT = 10.0
 
@@ -79,3 +80,24 @@ def run_service(config: Config, *, workers: bool = True) -> Iterator[tuple[str, 
     listener = config.webhook_listener
     with run_app(service.app, listener.host, listener.port) as url:
         yield url, service
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (free when this returns; nothing holds it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    """Wait until `url` answers below 500 (a server in another process came up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=0.5).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} did not come up")

@@ -17,8 +17,7 @@ import pytest
 
 from mfo_client.config import Config
 from mfo_client.devserver import DevServerSettings
-from tests._servers import run_devserver, run_service
-from tests.test_serve_crash import free_port, wait_http
+from tests._servers import free_port, run_devserver, run_service, wait_http
 
 SECRET = "ops-secret"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +16,7 @@ from mfo_client import (
     PasswordLoginAuth,
 )
 from mfo_client.api import CircuitBreakerRegistry
+from tests._servers import free_port
 from tests.api.conftest import PASSWORD, USER, Server, start
 
 
@@ -112,9 +112,7 @@ def test_secrets_stay_out_of_reprs(server: Server) -> None:
 
 
 def test_login_failures_are_typed_errors_too(breakers: CircuitBreakerRegistry) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     auth = PasswordLoginAuth(f"http://127.0.0.1:{port}/auth", USER, PASSWORD)
     with MFOClient(f"http://127.0.0.1:{port}/api", auth=auth, breakers=breakers) as mfo:
         with pytest.raises(APIConnectionError) as info:

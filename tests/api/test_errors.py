@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from mfo_client import (
@@ -21,6 +19,7 @@ from mfo_client import (
     UnprocessableEntityError,
 )
 from mfo_client.api import CircuitBreakerRegistry, RetryPolicy, status_error_class
+from tests._servers import free_port
 from tests.api.conftest import TOKEN, Attempts, Server
 
 ONE_TRY = RetryPolicy(max_attempts=1)
@@ -84,17 +83,10 @@ def test_wrong_token_is_an_authentication_error_and_not_retried(
     assert len(attempts) == 1
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def test_refused_connection_is_an_api_connection_error_after_all_attempts(
     breakers: CircuitBreakerRegistry, attempts: Attempts
 ) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}/api"
+    url = f"http://127.0.0.1:{free_port()}/api"
     with MFOClient(url, auth=TOKEN, breakers=breakers, hooks=[attempts]) as mfo:
         with pytest.raises(APIConnectionError) as info:
             mfo.events.send_event({"type": "t", "payload": 1})

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from typer.testing import CliRunner, Result
 from mfo_client.cli import app
 from mfo_client.config import Config
 from mfo_client.devserver import DevServerSettings
-from tests._servers import run_devserver, run_service
+from tests._servers import free_port, run_devserver, run_service
 
 ROOT = Path(__file__).parent.parent.parent
 PUSH = ROOT / "tests" / "data" / "github" / "push.new_branch.json"
@@ -226,9 +225,7 @@ def test_unknown_source_lists_the_configured_ones(config_file: Path) -> None:
 
 
 def test_connection_refused_is_one_clear_line(tmp_path: Path) -> None:
-    with socket.socket() as sock:  # a port nothing listens on once closed
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
 
     result = mfo_send(PUSH, "--url", f"http://127.0.0.1:{port}/webhook", "--secret", "s")
 

@@ -30,7 +30,7 @@ from starlette.routing import Route
 from mfo_client.flows._context import FlowClients, FlowContext, TaskInfo
 from mfo_client.flows._errors import TaskError
 from mfo_client.flows.tasks import TaskConfigError, UnsafeURLError, builtin_registry
-from tests._servers import run_app
+from tests._servers import free_port, run_app
 
 # --- the server -------------------------------------------------------------------------------
 
@@ -324,9 +324,7 @@ async def test_the_timeout_bounds_the_whole_fetch(base: str) -> None:
 
 
 async def test_a_refused_connection_fails_the_task_cleanly() -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    url = f"http://127.0.0.1:{free_port()}/"  # a port nobody listens on
     with pytest.raises(TaskError, match=rf"^GET {url} failed: "):
         await fetch({"url": url, "allow_hosts": LOOPBACK})
 
