@@ -97,7 +97,8 @@ class Service:
         )
         notify = self.forwarder.notify if self.forwarder is not None else None
         metrics_cfg = config.metrics
-        self.metrics_app = Starlette(routes=[Route(metrics_cfg.path, self._metrics_endpoint)])
+        metrics_route = Route(metrics_cfg.path, self._metrics_endpoint)
+        self.metrics_app = Starlette(routes=[metrics_route])
         on_listener = metrics_cfg.enabled and metrics_cfg.port is None
         self.app = create_webhook_app(
             self.sources,
@@ -106,7 +107,7 @@ class Service:
             lifespan=self.lifespan,
             metrics=self.metrics,
             readiness=self._readiness,
-            extra_routes=[Route(metrics_cfg.path, self._metrics_endpoint)] if on_listener else [],
+            extra_routes=[metrics_route] if on_listener else [],
         )
         self._pruner: asyncio.Task[None] | None = None
 
