@@ -33,7 +33,7 @@ run: install
 	@mkdir -p .mfo
 	@trap 'kill $$dev 2>/dev/null; wait $$dev 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/mfo dev-server --host $(HOST) --port $(MFO_PORT) --db .mfo/dev-server.db & dev=$$!; \
-	echo "Send an event:  $(BIN)/mfo send examples/events/quickstart_event.json --config $(CONFIG)"; \
+	echo "Send an event:  LISTEN_PORT=$(LISTEN_PORT) $(BIN)/mfo send examples/events/quickstart_event.json --config $(CONFIG)"; \
 	$(BIN)/mfo serve --config $(CONFIG)
 
 ## dev-server: only the reference MFO server
