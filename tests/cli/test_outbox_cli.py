@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from mfo_client.cli import _outbox, app
 from mfo_client.cli._outbox import parse_age
-from mfo_client.delivery import IncomingEvent, SQLiteStore
+from mfo_client.delivery import FlowJob, IncomingEvent, SQLiteStore, flow_kind
 
 DAY = 86400.0
 
@@ -59,6 +59,21 @@ def kill(store: Path, *failures: tuple[IncomingEvent, str], ago: float = 0.0) ->
             leases = {lease.id: lease for lease in await db.lease("test", len(failures), 60)}
             for item, error in failures:
                 await db.dead_letter(leases[item.id], error)
+
+    asyncio.run(run())
+
+
+def kill_runs(store: Path, *failures: tuple[IncomingEvent, str, str]) -> None:
+    """Accept each event with one "deploy" run (of the given id) and dead-letter that run."""
+
+    async def run() -> None:
+        async with SQLiteStore(store) as db:
+            for item, run_id, _ in failures:
+                await db.accept(item, [FlowJob(run_id, "deploy")])
+            runs = await db.lease("test", len(failures), 60, kinds=[flow_kind("deploy")])
+            leases = {lease.id: lease for lease in runs}
+            for _, run_id, error in failures:
+                await db.dead_letter(leases[run_id], error)
 
     asyncio.run(run())
 
@@ -186,6 +201,37 @@ def test_dlq_list_in_a_real_process(setup: Setup) -> None:
     assert "release.published" in result.stdout
 
 
+def test_dead_flow_runs_are_listed_with_their_kind(setup: Setup) -> None:
+    kill(setup.store, (incoming("evt-1"), "422 bad event"))
+    kill_runs(setup.store, (incoming("evt-2"), "run-2", "step 'deploy' failed"))
+
+    code, out, _ = invoke("dlq", "list", "--config", str(setup.config))
+    _, json_out, _ = invoke("dlq", "list", "--json", "--config", str(setup.config))
+    _, runs, _ = invoke(
+        "dlq", "list", "--json", "--kind", "flow:deploy", "--config", str(setup.config)
+    )
+    _, forwards, _ = invoke("dlq", "list", "--kind", "forward", "--config", str(setup.config))
+
+    assert code == 0
+    forward_row, run_row = (line for line in out.splitlines() if "evt-" in line or "run-" in line)
+    assert re.search(r"evt-1\s+│ forward\s+│", forward_row)
+    assert re.search(r"run-2\s+│ flow:deploy │", run_row)
+    assert [(d["id"], d["kind"], d["event_id"]) for d in json.loads(json_out)] == [
+        ("evt-1", "forward", "evt-1"),
+        ("run-2", "flow:deploy", "evt-2"),
+    ]
+    assert [d["id"] for d in json.loads(runs)] == ["run-2"]
+    assert "evt-1" in forwards and "run-2" not in forwards
+
+
+def test_list_with_a_kind_that_is_none_says_what_is(setup: Setup) -> None:
+    code, _, err = invoke("dlq", "list", "--kind", "deploy", "--config", str(setup.config))
+
+    assert code == 2
+    assert "--kind" in err
+    assert "flow:<trigger>" in err
+
+
 # dlq show
 
 
@@ -223,6 +269,25 @@ def test_show_gives_a_binary_body_as_base64(setup: Setup) -> None:
     assert letter["attempts"] == 1
 
 
+def test_show_a_dead_flow_run_names_its_kind_and_event(setup: Setup) -> None:
+    kill_runs(setup.store, (incoming("evt-7", "release.published"), "run-7", "step failed"))
+
+    code, out, _ = invoke("dlq", "show", "run-7", "--config", str(setup.config))
+    _, json_out, _ = invoke("dlq", "show", "run-7", "--json", "--config", str(setup.config))
+
+    assert code == 0
+    assert "Dead letter run-7" in out
+    assert re.search(r"kind:\s+flow:deploy\n", out)
+    assert re.search(r"event id:\s+evt-7\n", out)
+    assert '"type": "release.published"' in out
+    letter = json.loads(json_out)
+    assert (letter["kind"], letter["event_id"], letter["last_error"]) == (
+        "flow:deploy",
+        "evt-7",
+        "step failed",
+    )
+
+
 def test_show_an_unknown_id_fails_naming_it(setup: Setup) -> None:
     kill(setup.store, (incoming("evt-1"), "500"))
 
@@ -246,6 +311,21 @@ def test_replay_moves_the_named_letters_back_to_the_outbox(setup: Setup) -> None
     assert dead_ids(setup) == ["evt-2"]
     assert stats(setup)["pending"] == 2
     assert stats(setup)["dead"] == 1
+
+
+def test_a_replayed_flow_run_waits_as_a_flow_run(setup: Setup) -> None:
+    kill_runs(setup.store, (incoming("evt-1"), "run-1", "step failed"))
+
+    code, out, _ = invoke("dlq", "replay", "run-1", "--config", str(setup.config))
+
+    assert code == 0
+    assert out.startswith("Replayed 1 dead letter")
+    kinds = stats(setup)["kinds"]
+    assert isinstance(kinds, list)
+    assert [(k["kind"], k["pending"], k["dead"]) for k in kinds] == [
+        ("forward", 1, 0),
+        ("flow:deploy", 1, 0),
+    ]
 
 
 def test_replay_with_an_unknown_id_replays_nothing(setup: Setup) -> None:
@@ -404,12 +484,11 @@ def test_stats_counts_every_state(setup: Setup) -> None:
     counts = stats(setup)
     code, out, _ = invoke("outbox", "stats", "--config", str(setup.config))
 
-    assert {k: v for k, v in counts.items() if k != "oldest_pending_age"} == {
-        "pending": 2,
-        "in_flight": 1,
-        "delivered": 1,
-        "dead": 1,
-    }
+    forward = {"pending": 2, "in_flight": 1, "delivered": 1, "dead": 1}
+    assert {k: v for k, v in counts.items() if k not in ("oldest_pending_age", "kinds")} == forward
+    assert counts["kinds"] == [
+        {"kind": "forward", **forward, "oldest_pending_age": counts["oldest_pending_age"]}
+    ]
     age = counts["oldest_pending_age"]
     assert isinstance(age, float)
     assert 192 <= age < 250
@@ -423,15 +502,40 @@ def test_stats_of_a_store_not_created_yet_are_zeros(setup: Setup) -> None:
     code, out, err = invoke("outbox", "stats", "--json", "--config", str(setup.config))
 
     assert code == 0
-    assert json.loads(out) == {
-        "pending": 0,
-        "in_flight": 0,
-        "delivered": 0,
-        "dead": 0,
-        "oldest_pending_age": None,
-    }
+    zeros = {"pending": 0, "in_flight": 0, "delivered": 0, "dead": 0, "oldest_pending_age": None}
+    assert json.loads(out) == {**zeros, "kinds": [{"kind": "forward", **zeros}]}
     assert f"no event store at {setup.store} yet" in err
     assert not setup.store.exists()
+
+
+def test_stats_count_each_kind_on_its_own(setup: Setup) -> None:
+    kill_runs(setup.store, (incoming("evt-1"), "run-1", "step failed"))
+
+    async def fill() -> None:
+        async with SQLiteStore(setup.store) as db:
+            await db.accept(incoming("evt-2"), [FlowJob("run-2", "deploy")])
+
+    asyncio.run(fill())
+
+    counts = stats(setup)
+    code, out, _ = invoke("outbox", "stats", "--config", str(setup.config))
+
+    assert (counts["pending"], counts["dead"]) == (2, 0)  # the forwards, as before
+    kinds = counts["kinds"]
+    assert isinstance(kinds, list)
+    assert [(k["kind"], k["pending"], k["in_flight"], k["dead"]) for k in kinds] == [
+        ("forward", 2, 0, 0),
+        ("flow:deploy", 1, 0, 1),
+    ]
+    assert code == 0
+    forward, deploy = out.split("\n\n")
+    assert re.search(r"kind:\s+forward\n", forward)
+    assert re.search(r"pending:\s+2\n", forward)
+    assert re.search(r"delivered:\s+0\n", forward)
+    assert re.search(r"kind:\s+flow:deploy\n", deploy)
+    assert re.search(r"pending:\s+1\n", deploy)
+    assert re.search(r"done:\s+0\n", deploy)
+    assert re.search(r"dead:\s+1\n", deploy)
 
 
 def test_a_store_that_cannot_be_opened_is_an_error(setup: Setup) -> None:

@@ -18,7 +18,7 @@ from mfo_client.api import (
     RetryPolicy,
     set_testing,
 )
-from mfo_client.delivery import IncomingEvent, SQLiteStore
+from mfo_client.delivery import FlowJob, IncomingEvent, SQLiteStore, flow_kind
 from mfo_client.delivery._forwarder import Forwarder, ForwarderSettings
 from mfo_client.devserver import DevServerSettings
 from tests._servers import run_devserver
@@ -125,6 +125,22 @@ async def test_every_accepted_event_is_forwarded_once(mfo: Mfo, store: SQLiteSto
     assert sorted(mfo.stored_ids()) == sorted(f"evt-{n}" for n in range(25))
     assert mfo.events_posted(202) == 25
     assert forwarder.delivered == 25
+
+
+async def test_flow_jobs_are_left_to_the_flow_runner(mfo: Mfo, store: SQLiteStore) -> None:
+    for n in range(5):
+        await store.accept(incoming(n), [FlowJob(f"run-{n}", "deploy")])
+    async with client(mfo) as api:
+        forwarder = Forwarder(store, api, FAST)
+
+        async def all_delivered() -> bool:
+            return (await store.stats()).delivered == 5
+
+        await run(forwarder, all_delivered)
+    assert sorted(mfo.stored_ids()) == sorted(f"evt-{n}" for n in range(5))
+    assert forwarder.delivered == 5
+    flows = await store.stats(kinds=[flow_kind("deploy")])
+    assert (flows.pending, flows.in_flight, flows.delivered) == (5, 0, 0)
 
 
 async def test_transient_failures_are_redelivered_until_accepted(

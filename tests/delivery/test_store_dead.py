@@ -80,6 +80,8 @@ async def test_a_dead_letter_keeps_what_is_needed_to_inspect_it(
         failed_at=T0 + 10,
         received_at=T0 - 1,
         raw_body=b"raw e0",
+        kind="forward",
+        event_id="e0",
     )
     assert (stats.pending, stats.in_flight, stats.dead) == (0, 0, 1)
 

@@ -53,7 +53,7 @@ async def test_a_new_store_is_created_with_its_directories(tmp_path: Path) -> No
         assert await store.pragma("synchronous") == 1  # NORMAL
         assert await store.pragma("journal_mode") == "wal"
     assert pragma(path, "journal_mode") == "wal"
-    assert pragma(path, "user_version") == 1
+    assert pragma(path, "user_version") == 2
 
 
 async def test_fsync_full_syncs_every_commit(tmp_path: Path) -> None:

@@ -1,7 +1,11 @@
 """`mfo dlq ...` and `mfo outbox stats`: look into the durable store and act on dead letters.
 
+The store holds jobs of several kinds: "forward" (send an event to the MFO server) and one
+"flow:<trigger>" per trigger (a flow run an event started). Dead letters of every kind share one
+queue, each shown with its kind; `outbox stats` counts each kind on its own.
+
 Every command opens the configured store in the admin role, so it works beside a running
-`mfo serve` (which then forwards what `replay` put back). A store file that does not exist yet is
+`mfo serve` (which then takes up what `replay` put back). A store file that does not exist yet is
 not created: the commands say so on stderr and answer as for an empty store.
 
 Exit codes: 0 done, 1 the store failed or an id is unknown (or a confirmation was declined),
@@ -29,7 +33,14 @@ from rich.text import Text
 from mfo_client.cli._app import app
 from mfo_client.cli._common import EXIT_INVALID, ConfigOption, load_or_exit, with_admin_store
 from mfo_client.config import Config, format_duration, parse_duration
-from mfo_client.delivery import DeadLetter, EventStore, OutboxStats, StoreError
+from mfo_client.delivery import (
+    FORWARD,
+    DeadLetter,
+    EventStore,
+    OutboxStats,
+    StoreError,
+    trigger_of,
+)
 
 __all__ = ["dlq_app", "outbox_app", "parse_age"]
 
@@ -43,11 +54,15 @@ _DAYS = re.compile(r"(\d+(?:\.\d*)?|\.\d+)d(.*)")
 T = TypeVar("T")
 
 dlq_app = typer.Typer(
-    help="Inspect, replay and purge dead letters: events that will not be retried by themselves.",
+    help=(
+        "Inspect, replay and purge dead letters: event forwards and flow runs that will not be "
+        "retried by themselves."
+    ),
     no_args_is_help=True,
 )
 outbox_app = typer.Typer(
-    help="Look into the outbox of events waiting to be forwarded.", no_args_is_help=True
+    help="Look into the outbox of work waiting: events to forward and flow runs to start.",
+    no_args_is_help=True,
 )
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(outbox_app, name="outbox")
@@ -111,6 +126,8 @@ def _event_type(letter: DeadLetter) -> str | None:
 def _summary(letter: DeadLetter) -> dict[str, Any]:
     return {
         "id": letter.id,
+        "kind": letter.kind,
+        "event_id": letter.event_id,
         "source": letter.source,
         "event_type": _event_type(letter),
         "attempts": letter.attempts,
@@ -138,14 +155,28 @@ def list_dead(
     after: Annotated[
         str | None, typer.Option("--after", help="Start after this id (the last one shown).")
     ] = None,
+    kinds: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kind",
+            help='Only this kind: "forward" or "flow:<trigger>" (repeat for several).',
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """List dead letters in the order they failed, a page at a time."""
+    for kind in kinds or []:
+        if kind != FORWARD and not trigger_of(kind):
+            raise typer.BadParameter(
+                f'{kind!r} is not a kind; use "forward" or "flow:<trigger>", e.g. flow:deploy',
+                param_hint="'--kind'",
+            )
     cfg = load_or_exit(config)
 
     async def fetch(store: EventStore) -> list[DeadLetter]:
         # One more than asked tells whether another page follows.
-        return await store.list_dead(limit + 1, after)
+        return await store.list_dead(limit + 1, after, kinds or None)
 
     no_store: list[DeadLetter] = []
     letters = _run(cfg, fetch, no_store=no_store)
@@ -161,10 +192,11 @@ def list_dead(
             else f"No more dead letters after {after}."
         )
         return
-    headers = ("ID", "Source", "Event type", "Attempts", "Failed at (UTC)", "Last error")
+    headers = ("ID", "Kind", "Source", "Event type", "Attempts", "Failed at (UTC)", "Last error")
     rows = [
         (
             letter.id,
+            letter.kind,
             letter.source,
             _event_type(letter) or "-",
             str(letter.attempts),
@@ -223,6 +255,8 @@ def show(
         return
     typer.echo(
         f"Dead letter {letter.id}\n"
+        f"  kind:         {letter.kind}\n"
+        f"  event id:     {letter.event_id}\n"
         f"  source:       {letter.source}\n"
         f"  event type:   {_event_type(letter) or '-'}\n"
         f"  attempts:     {letter.attempts}\n"
@@ -246,7 +280,8 @@ def replay(
     replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
     yes: YesOption = False,
 ) -> None:
-    """Put dead letters back in the outbox, attempts reset; a running `mfo serve` forwards them.
+    """Put dead letters back in the outbox, attempts reset; a running `mfo serve` takes them up
+    again, each as what it was (a forward, or a run of its trigger's flow).
 
     All or nothing: if any ID is unknown, names the unknown ones, replays none and exits 1.
     `--all` asks for confirmation first unless `--yes` is given.
@@ -278,7 +313,7 @@ def replay(
 
 
 def _replayed(n: int) -> None:
-    typer.echo(f"Replayed {_letters(n)}" + ("; a running `mfo serve` forwards them." if n else "."))
+    typer.echo(f"Replayed {_letters(n)}" + ("; a running `mfo serve` takes them up." if n else "."))
 
 
 def parse_age(text: str) -> float:
@@ -331,21 +366,41 @@ def purge(
 
 @outbox_app.command("stats")
 def stats(config: ConfigOption, as_json: JsonOption = False) -> None:
-    """Events pending, in flight, delivered and dead, and how long the oldest has waited.
+    """Jobs pending, in flight, done and dead, and how long the oldest has waited, per kind.
 
-    In JSON, `oldest_pending_age` is in seconds (null when nothing waits).
+    Forwards come first, then each trigger's flow runs ("flow:<trigger>") that have work waiting
+    or dead. In JSON, the top-level counts are the forwards' (as before flow runs existed),
+    `kinds` lists every kind with its counts, and `oldest_pending_age` is in seconds (null when
+    nothing waits).
     """
     cfg = load_or_exit(config)
+
+    async def fetch(store: EventStore) -> list[tuple[str, OutboxStats]]:
+        kinds = [FORWARD, *(kind for kind in await store.kinds() if kind != FORWARD)]
+        return [(kind, await store.stats(kinds=[kind])) for kind in kinds]
+
     empty = OutboxStats(pending=0, in_flight=0, delivered=0, dead=0, oldest_pending_age=None)
-    counts = _run(cfg, lambda store: store.stats(), no_store=empty)
+    per_kind = _run(cfg, fetch, no_store=[(FORWARD, empty)])
     if as_json:
-        _print_json(asdict(counts))
+        forward = dict(per_kind)[FORWARD]
+        _print_json(
+            {
+                **asdict(forward),
+                "kinds": [{"kind": kind, **asdict(counts)} for kind, counts in per_kind],
+            }
+        )
         return
+    typer.echo("\n\n".join(_stats_block(kind, counts) for kind, counts in per_kind))
+
+
+def _stats_block(kind: str, counts: OutboxStats) -> str:
     age = counts.oldest_pending_age
-    typer.echo(
+    done = "delivered:" if kind == FORWARD else "done:"
+    return (
+        f"kind:                {kind}\n"
         f"pending:             {counts.pending}\n"
         f"in flight:           {counts.in_flight}\n"
-        f"delivered:           {counts.delivered}\n"
+        f"{done:<21}{counts.delivered}\n"
         f"dead:                {counts.dead}\n"
         f"oldest pending age:  {'-' if age is None else _age(age)}"
     )

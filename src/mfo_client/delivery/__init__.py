@@ -9,21 +9,37 @@ from __future__ import annotations
 
 from mfo_client.delivery._errors import StoreError, StoreFullError, StoreUnavailableError
 from mfo_client.delivery._forwarder import Forwarder, ForwarderSettings
-from mfo_client.delivery._models import Accepted, DeadLetter, IncomingEvent, Lease, OutboxStats
+from mfo_client.delivery._models import (
+    FORWARD,
+    Accepted,
+    DeadLetter,
+    FlowJob,
+    IncomingEvent,
+    JobAccepted,
+    Lease,
+    OutboxStats,
+    flow_kind,
+    trigger_of,
+)
 from mfo_client.delivery._sqlite import SQLiteStore
 from mfo_client.delivery._store import EventStore
 
 __all__ = [
+    "FORWARD",
     "Accepted",
     "DeadLetter",
     "EventStore",
+    "FlowJob",
     "Forwarder",
     "ForwarderSettings",
     "IncomingEvent",
+    "JobAccepted",
     "Lease",
     "OutboxStats",
     "SQLiteStore",
     "StoreError",
     "StoreFullError",
     "StoreUnavailableError",
+    "flow_kind",
+    "trigger_of",
 ]

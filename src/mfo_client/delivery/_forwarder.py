@@ -37,7 +37,7 @@ from mfo_client.api import (
     CircuitOpenError,
     Event,
 )
-from mfo_client.delivery._models import Lease
+from mfo_client.delivery._models import FORWARD, Lease
 from mfo_client.delivery._store import EventStore
 from mfo_client.observability import Metrics
 
@@ -47,6 +47,8 @@ _log = logging.getLogger("mfo_client.delivery")
 
 DEAD_LETTER_STATUSES = frozenset({400, 413, 422})
 _IDLE_WAIT = 5.0
+_KINDS = (FORWARD,)
+"""Forwarders take forward jobs only: flow runs are the flow runner's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +138,9 @@ class Forwarder:
 
     async def _lease(self) -> list[Lease]:
         """Lease one event; if stopped meanwhile, hand back what the store had already leased."""
-        call = asyncio.ensure_future(self.store.lease(self.owner, 1, self.settings.lease_time))
+        call = asyncio.ensure_future(
+            self.store.lease(self.owner, 1, self.settings.lease_time, kinds=_KINDS)
+        )
         try:
             return await asyncio.shield(call)
         except asyncio.CancelledError:
@@ -145,7 +149,7 @@ class Forwarder:
             raise
 
     async def _idle(self) -> None:
-        due = await self.store.next_due_in()
+        due = await self.store.next_due_in(kinds=_KINDS)
         wait = _IDLE_WAIT if due is None else min(max(due, 0.0), _IDLE_WAIT)
         if wait > 0:
             await self._sleep(wait, wake_on_new=True)

@@ -13,17 +13,29 @@ reader pool, and they are few next to the writes.
 
 One process serves a file. A "serve" store holds an exclusive `flock` on `<path>.lock` while
 open, and on open releases every lease at once: a leftover lease can only belong to a worker of
-a process that died, so its event is due again at once instead of after the lease expiry. An
+a process that died, so its job is due again at once instead of after the lease expiry. An
 "admin" store (the CLI's `mfo dlq ...` while `mfo serve` runs) takes no lock and leaves leases
 alone.
 
 Ids and dedupe. A repeat of `(source, delivery_id)` stores nothing and answers the first event's
 id, for as long as that event is retained. An event id is unique across sources: if another
 source already used it, the event is stored under `"<source>:<id>"`, the id `accept` returns.
-The same id from the same source is taken as the same event, also a duplicate.
+The same id from the same source is taken as the same event, also a duplicate. A flow job's id
+is its run id, in the same namespace as the forward jobs (whose id is the event id): an event
+whose id a flow job holds is renamed the same way, and a flow job whose id is taken fails the
+whole `accept`.
 
-Backpressure counts work not yet delivered nor dead (in flight included) against
-`max_pending`, from a cached count, so a full outbox is refused without a query.
+Jobs. `accept` stores the event, its forward job and the flow jobs it asks for in one
+transaction; a duplicate event stores none of them. A flow job with a `dedupe_key` is not stored
+when its trigger already has a job with that key: the key counts for `retention` after it was
+taken, and for as long as its job is pending or finished (done or dead) less than `retention`
+ago; `prune` forgets keys that no longer count. An event row is kept while any of its jobs is
+pending, dead, or done less than `retention` ago, so every job can still be leased or replayed
+with its event.
+
+Backpressure counts jobs of every kind not yet done nor dead (in flight included) against
+`max_pending`, from a cached count, so a full outbox is refused without a query. An event is
+refused only once the limit is reached, so its flow jobs may overshoot it by a few.
 
 Failure. Any SQLite error (disk full, read-only file, I/O error) becomes `StoreUnavailableError`;
 `healthy()` is then False until an event could be written again, which it tries itself
@@ -44,7 +56,17 @@ from typing import Any, Final, Literal, TypeVar
 
 from mfo_client.delivery import _sqlite_ops as ops
 from mfo_client.delivery._errors import StoreError
-from mfo_client.delivery._models import Accepted, DeadLetter, IncomingEvent, Lease, OutboxStats
+from mfo_client.delivery._models import (
+    FORWARD,
+    Accepted,
+    DeadLetter,
+    FlowJob,
+    IncomingEvent,
+    JobAccepted,
+    Lease,
+    OutboxStats,
+    flow_kind,
+)
 from mfo_client.delivery._sqlite_lock import ServeLock
 from mfo_client.delivery._sqlite_writer import Tx, Writer
 from mfo_client.delivery._store import EventStore
@@ -54,7 +76,7 @@ __all__ = ["SQLiteStore"]
 T = TypeVar("T")
 
 PRUNE_CHUNK: Final = 1000
-"""Jobs deleted per transaction by `prune`, so intake is never stalled for long."""
+"""Jobs (or dedupe keys) deleted per transaction by `prune`, so intake never stalls for long."""
 
 _SYNCHRONOUS: Final = {"normal": "NORMAL", "full": "FULL"}
 
@@ -64,7 +86,7 @@ def _dump(value: Any) -> str:
 
 
 def _dead_letter(row: tuple[Any, ...]) -> DeadLetter:
-    id_, source, body, attempts, last_error, failed_at, received_at, raw_body = row
+    id_, source, body, attempts, last_error, failed_at, received_at, raw_body, kind, event_id = row
     return DeadLetter(
         id=id_,
         source=source,
@@ -74,14 +96,26 @@ def _dead_letter(row: tuple[Any, ...]) -> DeadLetter:
         failed_at=failed_at,
         received_at=received_at,
         raw_body=bytes(raw_body),
+        kind=kind,
+        event_id=event_id,
     )
+
+
+def _kinds(kinds: Sequence[str]) -> Sequence[str]:
+    # A str is a Sequence[str] too, and would silently match no kind at all.
+    if isinstance(kinds, str):
+        raise TypeError(
+            f"kinds must be a list of kinds, e.g. [{kinds!r}], not the string {kinds!r}"
+        )
+    return kinds
 
 
 class SQLiteStore(EventStore):
     """The event store in one SQLite file; see the module docstring for what it guarantees.
 
-    `max_pending` bounds undelivered events (backpressure), `retention` is how long delivered
-    events and their dedupe ids are kept (seconds), `clock` gives unix seconds (tests inject
+    `max_pending` bounds the jobs not yet done (backpressure), `retention` is how long finished
+    jobs, their events and the dedupe ids and keys are kept (seconds), `clock` gives unix
+    seconds (tests inject
     one), `role="admin"` is for commands run beside a server, `max_db_bytes` caps the file and
     `busy_timeout` is how long to wait for another process's write lock.
     """
@@ -180,7 +214,7 @@ class SQLiteStore(EventStore):
             raise StoreError(f"the event store {self._path} is not open; call open() first")
         return await self._writer.call(fn, write=write, grows=grows)
 
-    async def accept(self, item: IncomingEvent) -> Accepted:
+    async def accept(self, item: IncomingEvent, jobs: Sequence[FlowJob] = ()) -> Accepted:
         row = ops.EventRow(
             item.id,
             item.source,
@@ -190,26 +224,55 @@ class SQLiteStore(EventStore):
             _dump(item.headers),
             item.received_at,
         )
+        job_rows = [ops.JobRow(job.id, flow_kind(job.trigger), job.dedupe_key) for job in jobs]
         now = self._clock()
-        id_, duplicate = await self._call(
-            lambda tx: ops.accept(tx, row, max_pending=self._max_pending, now=now),
+        cutoff = now - self._retention
+        id_, duplicate, outcomes = await self._call(
+            lambda tx: ops.accept(
+                tx, row, job_rows, max_pending=self._max_pending, now=now, cutoff=cutoff
+            ),
             write=True,
             grows=True,
         )
-        return Accepted(id=id_, duplicate=duplicate)
+        if duplicate:  # its jobs were settled when it was first accepted
+            return Accepted(id=id_, duplicate=True)
+        return Accepted(
+            id=id_,
+            duplicate=False,
+            jobs=tuple(
+                JobAccepted(trigger=job.trigger, id=job_id, duplicate=dup)
+                for job, (job_id, dup) in zip(jobs, outcomes, strict=True)
+            ),
+        )
 
-    async def lease(self, owner: str, limit: int, lease_for: float) -> list[Lease]:
-        if limit <= 0:
+    async def lease(
+        self, owner: str, limit: int, lease_for: float, kinds: Sequence[str] = (FORWARD,)
+    ) -> list[Lease]:
+        if limit <= 0 or not _kinds(kinds):
             return []
         now = self._clock()
         rows = await self._call(
-            lambda tx: ops.lease(tx, owner, limit, expires_at=now + lease_for, now=now),
+            lambda tx: ops.lease(tx, owner, limit, kinds, expires_at=now + lease_for, now=now),
             write=True,
         )
         return [
-            Lease(id=id_, event=json.loads(body), attempts=attempts, token=token, source=source)
-            for id_, body, attempts, token, source in rows
+            Lease(
+                id=row.id,
+                event=json.loads(row.body),
+                attempts=row.attempts,
+                token=row.token,
+                source=row.source,
+                kind=row.kind,
+                event_id=row.event_id,
+            )
+            for row in rows
         ]
+
+    async def renew(self, lease: Lease, lease_for: float) -> bool:
+        expires_at = self._clock() + lease_for
+        return await self._call(
+            lambda tx: ops.renew(tx, lease.id, lease.token, expires_at=expires_at), write=True
+        )
 
     async def complete(self, lease: Lease) -> None:
         now = self._clock()
@@ -234,14 +297,15 @@ class SQLiteStore(EventStore):
             lambda tx: ops.dead_letter(tx, lease.id, lease.token, error, now=now), write=True
         )
 
-    async def next_due_in(self) -> float | None:
-        due_at = await self._call(ops.next_due_at, write=False)
+    async def next_due_in(self, kinds: Sequence[str] = (FORWARD,)) -> float | None:
+        due_at = await self._call(lambda tx: ops.next_due_at(tx, _kinds(kinds)), write=False)
         return None if due_at is None else max(0.0, due_at - self._clock())
 
-    async def stats(self) -> OutboxStats:
+    async def stats(self, kinds: Sequence[str] | None = (FORWARD,)) -> OutboxStats:
+        kinds = None if kinds is None else _kinds(kinds)
         now = self._clock()
         pending, in_flight, delivered, dead, oldest = await self._call(
-            lambda tx: ops.stats(tx, now=now), write=False
+            lambda tx: ops.stats(tx, kinds, now=now), write=False
         )
         return OutboxStats(
             pending=pending,
@@ -251,8 +315,14 @@ class SQLiteStore(EventStore):
             oldest_pending_age=None if oldest is None else max(0.0, now - oldest),
         )
 
-    async def list_dead(self, limit: int = 100, after: str | None = None) -> list[DeadLetter]:
-        rows = await self._call(lambda tx: ops.list_dead(tx, limit, after), write=False)
+    async def kinds(self) -> list[str]:
+        return sorted(await self._call(ops.kinds, write=False))
+
+    async def list_dead(
+        self, limit: int = 100, after: str | None = None, kinds: Sequence[str] | None = None
+    ) -> list[DeadLetter]:
+        kinds = None if kinds is None else _kinds(kinds)
+        rows = await self._call(lambda tx: ops.list_dead(tx, limit, after, kinds), write=False)
         return [_dead_letter(row) for row in rows]
 
     async def get_dead(self, id: str) -> DeadLetter | None:
@@ -276,6 +346,12 @@ class SQLiteStore(EventStore):
             )
             pruned += events
             if jobs < PRUNE_CHUNK:
+                break
+        while True:
+            keys = await self._call(
+                lambda tx: ops.prune_keys(tx, before=before, limit=PRUNE_CHUNK), write=True
+            )
+            if keys < PRUNE_CHUNK:
                 return pruned
 
     async def healthy(self) -> bool:

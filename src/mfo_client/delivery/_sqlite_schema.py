@@ -3,13 +3,20 @@
 `events` holds what arrived, exactly once per event: the JSON to forward, the raw request bytes
 and headers (for audit and replay), and the provider's delivery id whose uniqueness per source is
 the dedupe. `work` holds what must be done about an event, one row per job: `kind` is "forward"
-now and "flow" later, when flow-run jobs are enqueued in the same transaction as their event; the
-kind-specific arguments go in `args`. A job that failed for good moves from `work` to
-`dead_letters` and back on replay, so `work` stays small and its indexes hot.
+(send it to the MFO server) or "flow:<trigger>" (a flow run the event started, stored in the
+same transaction as the event); the kind-specific arguments go in `args`. Job ids are unique
+across kinds and across `work` and `dead_letters`, so one id names one job everywhere. A job that
+failed for good moves from `work` to `dead_letters` and back on replay, so `work` stays small and
+its indexes hot. An event row stays while any job, live or dead, refers to it: leasing and
+replaying a job need its event.
 
 While a job is leased its `due_at` holds the lease expiry. One "due" index then answers both
 "what can be leased" and "when is the next thing due", and an expired lease needs no sweeper: it
 is simply due again.
+
+`job_dedupe` (version 2) remembers, per flow kind and dedupe key, the job that took the key. It
+is a table of its own so the key outlives the job's row in `work` (done and pruned, or dead):
+the key counts for the retention, and longer while its job is still pending.
 
 `MIGRATIONS[n]` takes a database from version n to n + 1; a new version appends, never edits.
 """
@@ -67,6 +74,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX dead_letters_failed ON dead_letters (failed_at)",
         # Scratch space for the health probe, which writes and deletes a row in one transaction.
         "CREATE TABLE probe (data BLOB NOT NULL)",
+    ),
+    (
+        """CREATE TABLE job_dedupe (
+            kind       TEXT NOT NULL,
+            key        TEXT NOT NULL,
+            job_id     TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (kind, key)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX job_dedupe_created ON job_dedupe (created_at)",
     ),
 )
 

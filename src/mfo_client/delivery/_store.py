@@ -8,6 +8,12 @@ past its lease cannot undo what the worker that took over did. At-least-once del
 an event whose forwarder died mid-send is leased again, so the MFO server must tolerate repeats
 (the event id is the idempotency key).
 
+Work comes in kinds, each its own queue: `FORWARD` (send the event to the MFO server) and one
+`flow_kind(trigger)` per trigger (run that trigger's flow). A flow job is stored in the same
+transaction as its event, so an acknowledged event never loses the runs it asked for. Leasing
+names the kinds wanted, so a worker takes flow runs only for triggers with a free slot, and
+forwarding and flow runs never wait on each other. A long job keeps its lease with `renew`.
+
 The interface names no backend: SQLite implements it now, Redis Streams later.
 """
 
@@ -16,7 +22,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from mfo_client.delivery._models import Accepted, DeadLetter, IncomingEvent, Lease, OutboxStats
+from mfo_client.delivery._models import (
+    FORWARD,
+    Accepted,
+    DeadLetter,
+    FlowJob,
+    IncomingEvent,
+    Lease,
+    OutboxStats,
+)
 
 __all__ = ["EventStore"]
 
@@ -32,24 +46,35 @@ class EventStore(Protocol):
         """Finish the calls in progress and release the backend."""
         ...
 
-    async def accept(self, item: IncomingEvent) -> Accepted:
-        """Store an event durably; returns only after it is committed.
+    async def accept(self, item: IncomingEvent, jobs: Sequence[FlowJob] = ()) -> Accepted:
+        """Store an event, its forward job and `jobs` durably; returns only after the commit.
+
+        A duplicate event stores nothing, jobs included. A job whose trigger already has a job
+        with the same `dedupe_key` (within the retention) is not stored: `Accepted.jobs` names
+        the earlier job's id for it.
 
         Raises `StoreFullError` when too much is waiting and `StoreUnavailableError` when the
         backend cannot write; in both cases nothing was stored.
         """
         ...
 
-    async def lease(self, owner: str, limit: int, lease_for: float) -> list[Lease]:
-        """Take up to `limit` due events, oldest first, for `lease_for` seconds."""
+    async def lease(
+        self, owner: str, limit: int, lease_for: float, kinds: Sequence[str] = (FORWARD,)
+    ) -> list[Lease]:
+        """Take up to `limit` due jobs of `kinds`, oldest first, for `lease_for` seconds."""
+        ...
+
+    async def renew(self, lease: Lease, lease_for: float) -> bool:
+        """Extend a held lease to `lease_for` seconds from now; False if it is no longer held
+        (it expired and another worker took the job): stop working on it then."""
         ...
 
     async def complete(self, lease: Lease) -> None:
-        """Mark the event delivered."""
+        """Mark the job done (the event delivered, the flow run finished)."""
         ...
 
     async def retry_later(self, lease: Lease, error: str, delay: float) -> None:
-        """Count a failed attempt and make the event due again after `delay` seconds."""
+        """Count a failed attempt and make the job due again after `delay` seconds."""
         ...
 
     async def release(self, lease: Lease, delay: float = 0.0) -> None:
@@ -57,19 +82,27 @@ class EventStore(Protocol):
         ...
 
     async def dead_letter(self, lease: Lease, error: str) -> None:
-        """Count a failed attempt and move the event to the dead-letter table."""
+        """Count a failed attempt and move the job to the dead-letter table."""
         ...
 
-    async def next_due_in(self) -> float | None:
-        """Seconds until an event is leasable (0 if one is now); None if nothing is pending."""
+    async def next_due_in(self, kinds: Sequence[str] = (FORWARD,)) -> float | None:
+        """Seconds until a job of `kinds` is leasable (0 if one is now); None if none pending."""
         ...
 
-    async def stats(self) -> OutboxStats:
-        """Counts by state, for metrics and status output."""
+    async def stats(self, kinds: Sequence[str] | None = (FORWARD,)) -> OutboxStats:
+        """Counts by state of the jobs of `kinds` (None: every kind), for metrics and status.
+        `dead` counts the dead letters of those kinds."""
         ...
 
-    async def list_dead(self, limit: int = 100, after: str | None = None) -> list[DeadLetter]:
-        """Dead letters in the order they failed; `after` is the last id of the previous page."""
+    async def kinds(self) -> list[str]:
+        """Every kind that has pending, in-flight or dead jobs (for `mfo outbox stats`)."""
+        ...
+
+    async def list_dead(
+        self, limit: int = 100, after: str | None = None, kinds: Sequence[str] | None = None
+    ) -> list[DeadLetter]:
+        """Dead letters in the order they failed, of `kinds` (None: all); `after` is the last
+        id of the previous page."""
         ...
 
     async def get_dead(self, id: str) -> DeadLetter | None:
@@ -77,7 +110,8 @@ class EventStore(Protocol):
         ...
 
     async def replay(self, ids: Sequence[str] | None) -> int:
-        """Make dead letters pending again, attempts reset (None: all); returns how many."""
+        """Make dead letters pending again as their own kind, attempts reset (None: all); returns
+        how many."""
         ...
 
     async def purge_dead(self, older_than: float | None) -> int:
@@ -85,7 +119,8 @@ class EventStore(Protocol):
         ...
 
     async def prune(self) -> int:
-        """Delete events delivered longer ago than the retention, dedupe ids too; how many."""
+        """Delete events whose jobs all finished longer ago than the retention, with their
+        delivery-id and flow dedupe keys; returns how many events."""
         ...
 
     async def healthy(self) -> bool:
