@@ -3,6 +3,8 @@
 The seed file's single `path` + `secret_key` is the default source (GitHub's signature scheme);
 `sources` adds named sources, each with its own path, scheme and secrets. Verification is
 fail-closed: a source without a secret is a configuration error unless its scheme is `none`.
+A source's `handshake` answers the provider's check of the URL (Slack's `url_verification`,
+Meta's `hub.challenge`) and is off unless configured.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ __all__ = [
 
 Scheme = Literal["github", "standard", "stripe", "hmac", "slack", "shopify", "none"]
 SCHEMES: tuple[str, ...] = ("github", "standard", "stripe", "hmac", "slack", "shopify", "none")
+Handshake = Literal["slack", "meta"]
+# Meta signs its deliveries as GitHub does (X-Hub-Signature-256); hmac covers the legacy
+# SHA-1 header, and none a local test.
+_META_SCHEMES = ("github", "hmac", "none")
 
 # Where each provider puts the event type and the delivery id, unless a source says otherwise.
 _TYPE_HEADER: dict[str, str | None] = {
@@ -81,6 +87,43 @@ class SourceConfig(Section):
     hmac: HmacSchemeConfig | None = None
     event_type_header: str | None = None
     delivery_id_header: str | None = None
+    handshake: Handshake | None = None
+    """Answer the provider's subscription check of this URL; None answers none."""
+    verify_token: SecretStr | None = None
+    """The Verify Token typed into the Meta App Dashboard (handshake "meta" only)."""
+
+    @model_validator(mode="after")
+    def _handshake_settings(self) -> Self:
+        if self.handshake == "meta":
+            if self.verify_token is None or not self.verify_token.get_secret_value().strip():
+                raise PydanticCustomError(
+                    "missing_verify_token",
+                    'handshake "meta" needs a non-empty verify_token: the Verify Token set in '
+                    "the Meta App Dashboard, e.g. verify_token: ${META_VERIFY_TOKEN}",
+                    {},
+                )
+            if self.scheme not in _META_SCHEMES:
+                raise PydanticCustomError(
+                    "handshake_scheme",
+                    'handshake "meta" goes with scheme "github" (Meta signs X-Hub-Signature-256 '
+                    'with the app secret), "hmac" or "none"; got scheme {scheme}',
+                    {"scheme": f'"{self.scheme}"'},
+                )
+        elif self.verify_token is not None:
+            raise PydanticCustomError(
+                "unused_verify_token",
+                'verify_token is only used by handshake "meta"; set handshake: meta or remove '
+                "verify_token",
+                {},
+            )
+        if self.handshake == "slack" and self.scheme != "slack":
+            raise PydanticCustomError(
+                "handshake_scheme",
+                'handshake "slack" needs scheme "slack": its url_verification request is '
+                "answered only once Slack's signature verified; got scheme {scheme}",
+                {"scheme": f'"{self.scheme}"'},
+            )
+        return self
 
     @model_validator(mode="after")
     def _fail_closed(self) -> Self:
@@ -112,11 +155,14 @@ class SourceConfig(Section):
 
     @property
     def type_header(self) -> str | None:
-        return self.event_type_header or _TYPE_HEADER.get(self.scheme)
+        # Meta shares GitHub's signature but none of its headers.
+        default = None if self.handshake == "meta" else _TYPE_HEADER.get(self.scheme)
+        return self.event_type_header or default
 
     @property
     def delivery_header(self) -> str | None:
-        return self.delivery_id_header or _DELIVERY_HEADER.get(self.scheme)
+        default = None if self.handshake == "meta" else _DELIVERY_HEADER.get(self.scheme)
+        return self.delivery_id_header or default
 
 
 class MetricsConfig(Section):

@@ -1,8 +1,11 @@
 """The listener's ASGI app: one intake endpoint per source, plus health and readiness.
 
 An intake request goes: method -> size-limited raw body -> signature over those bytes ->
-decode -> event envelope -> store commit -> 202. Nothing is acknowledged before the store has
-committed it, and every refusal is a JSON error saying what was wrong, never a secret.
+decode -> event envelope -> the dispatch's flow runs -> store commit (event and runs in one
+transaction) -> 202, or the dispatch's own answer. Nothing is acknowledged before the store
+has committed it, and every refusal is a JSON error saying what was wrong, never a secret.
+A configured subscription handshake is answered on the way (Meta's GET before anything is
+read, Slack's signed POST after decoding) and is never stored.
 """
 
 from __future__ import annotations
@@ -21,15 +24,19 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from mfo_client.delivery import (
+    Accepted,
     EventStore,
+    FlowJob,
     IncomingEvent,
     StoreFullError,
     StoreUnavailableError,
 )
 from mfo_client.observability import Metrics
 from mfo_client.webhook._body import ClientGoneError, decode_body, read_body
+from mfo_client.webhook._dispatch import Dispatch, runs_body
 from mfo_client.webhook._envelope import build_event, kept_headers
 from mfo_client.webhook._errors import IntakeError, error_response
+from mfo_client.webhook._handshake import meta_challenge, slack_challenge
 from mfo_client.webhook._sources import Source
 from mfo_client.webhook.schemes import SignatureError
 
@@ -49,12 +56,14 @@ class IntakeEndpoint:
         on_accepted: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        dispatch: Dispatch | None = None,
     ) -> None:
         self.source = source
         self.store = store
         self.on_accepted = on_accepted
         self.clock = clock
         self.metrics = metrics
+        self.dispatch = dispatch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -75,15 +84,22 @@ class IntakeEndpoint:
 
     async def _handle(self, scope: Scope, receive: Receive) -> Response:
         method = scope["method"]
+        source = self.source
+        verify_token = source.verify_token if source.handshake == "meta" else None
+        if method == "GET" and verify_token is not None:
+            response = meta_challenge(scope.get("query_string", b""), verify_token)
+            _log.info("subscription check answered", extra={"mfo": {"source": source.name}})
+            return response
         if method != "POST":
+            meta = verify_token is not None
+            also = ", or GET for Meta's subscription check" if meta else ""
             raise IntakeError(
                 405,
                 "method_not_allowed",
-                f"{method} is not allowed here; use POST",
-                {"Allow": "POST"},
+                f"{method} is not allowed here; use POST{also}",
+                {"Allow": "GET, POST" if meta else "POST"},
             )
         headers = Headers(scope=scope)
-        source = self.source
         raw = await read_body(receive, source.max_body_size, headers.get("content-length"))
         received_at = self.clock()
         try:
@@ -96,6 +112,11 @@ class IntakeEndpoint:
             code = exc.reason if timing else "invalid_signature"
             raise IntakeError(401, code, exc.message) from None
         body = decode_body(raw, headers.get("content-type"))
+        if source.handshake == "slack":
+            answer = slack_challenge(body)
+            if answer is not None:
+                _log.info("url_verification answered", extra={"mfo": {"source": source.name}})
+                return answer
         event, delivery_id = build_event(
             source, body, headers, received_at, signed=verified.secret_index >= 0
         )
@@ -108,8 +129,9 @@ class IntakeEndpoint:
             headers=kept_headers(source, headers),
             received_at=received_at,
         )
+        jobs = self._plan(item)
         try:
-            accepted = await self.store.accept(item)
+            accepted = await self.store.accept(item, jobs)
         except StoreFullError as exc:
             retry = max(1, round(exc.retry_after))
             raise IntakeError(
@@ -139,10 +161,42 @@ class IntakeEndpoint:
                     "event_id": accepted.id,
                     "event_type": event["type"],
                     "duplicate": accepted.duplicate,
+                    "runs": [job.id for job in accepted.jobs],
                 }
             },
         )
-        return JSONResponse({"id": accepted.id, "duplicate": accepted.duplicate}, status_code=202)
+        if self.dispatch is not None and not accepted.duplicate:
+            answer = await self._respond(item, accepted)
+            if answer is not None:
+                return answer
+        reply: dict[str, Any] = {"id": accepted.id, "duplicate": accepted.duplicate}
+        if accepted.jobs:
+            reply["runs"] = runs_body(accepted)
+        return JSONResponse(reply, status_code=202)
+
+    def _plan(self, item: IncomingEvent) -> Sequence[FlowJob]:
+        if self.dispatch is None:
+            return ()
+        try:
+            return self.dispatch.plan(item)
+        except Exception:
+            # The contract says plan never raises; if it does, storing the event without the
+            # runs it asked for would lose them, so refuse and let the sender retry.
+            _log.exception("the dispatch could not plan the runs of an event; refusing it")
+            raise IntakeError(
+                500,
+                "dispatch_failed",
+                "the flow runs of this event could not be planned; nothing was stored, retry later",
+            ) from None
+
+    async def _respond(self, item: IncomingEvent, accepted: Accepted) -> Response | None:
+        assert self.dispatch is not None
+        try:
+            return await self.dispatch.respond(item, accepted)
+        except Exception:
+            # Committed already: the sender is told so (202) rather than made to retry.
+            _log.exception("the dispatch's answer failed; answering 202 for event %s", item.id)
+            return None
 
 
 def create_webhook_app(
@@ -155,8 +209,12 @@ def create_webhook_app(
     metrics: Metrics | None = None,
     readiness: Callable[[], dict[str, Any]] | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    dispatch: Dispatch | None = None,
 ) -> Starlette:
-    """The listener: `POST <source.path>` for each source, `GET /healthz` and `GET /readyz`."""
+    """The listener: `POST <source.path>` for each source, `GET /healthz` and `GET /readyz`.
+
+    With `dispatch`, accepted events start the flow runs it plans (see `Dispatch`).
+    """
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -172,7 +230,10 @@ def create_webhook_app(
 
     routes: list[BaseRoute] = [
         Route(
-            s.path, IntakeEndpoint(s, store, on_accepted=on_accepted, clock=clock, metrics=metrics)
+            s.path,
+            IntakeEndpoint(
+                s, store, on_accepted=on_accepted, clock=clock, metrics=metrics, dispatch=dispatch
+            ),
         )
         for s in sources
     ]

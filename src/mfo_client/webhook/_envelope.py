@@ -3,7 +3,8 @@
 Two body shapes are understood. The seed format `{"type": ..., "payload": ...}` gives the event
 type and payload directly. Any other JSON body (a GitHub delivery, say) is kept whole as the
 payload, and the type comes from the source's event header (`X-GitHub-Event`) or else the
-body's `type` field. Where the event came from is recorded under `metadata.webhook`.
+body's `type` field (`object` for Meta, whose deliveries name their product there). Where
+the event came from is recorded under `metadata.webhook`.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def build_event(
         payload = body["payload"]
     else:
         payload = body
-        field = body.get("type") if isinstance(body, dict) else None
+        field = body.get(source.type_field) if isinstance(body, dict) else None
         if provider_event:
             event_type = provider_event
         elif isinstance(field, str) and field:
@@ -78,8 +79,8 @@ def build_event(
             raise IntakeError(
                 400,
                 "unknown_event_type",
-                f'cannot tell the event type: {missing}no "type" field in the body; send '
-                '{"type": ..., "payload": ...}',
+                f'cannot tell the event type: {missing}no "{source.type_field}" field in the '
+                'body; send {"type": ..., "payload": ...}',
             )
     if not event_type.strip() or len(event_type) > 256:
         raise IntakeError(400, "bad_event_type", "event type must be 1 to 256 characters")

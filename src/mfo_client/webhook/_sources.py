@@ -22,6 +22,12 @@ class Source:
     max_body_size: int
     type_header: str | None
     delivery_header: str | None
+    handshake: str | None = None
+    """The subscription check answered here: "slack", "meta" or None."""
+    verify_token: bytes | None = None
+    """Meta's Verify Token, as the bytes compared in constant time."""
+    type_field: str = "type"
+    """The body field naming the event type when no header does (Meta's is "object")."""
 
     @property
     def scheme(self) -> str:
@@ -59,6 +65,13 @@ def build_source(config: SourceConfig) -> Source:
         max_body_size=int(config.max_body_size),
         type_header=config.type_header,
         delivery_header=config.delivery_header,
+        handshake=config.handshake,
+        verify_token=(
+            config.verify_token.get_secret_value().encode()
+            if config.verify_token is not None
+            else None
+        ),
+        type_field="object" if config.handshake == "meta" else "type",
     )
 
 
