@@ -33,7 +33,10 @@ run: install
 	@mkdir -p .mfo
 	@trap 'kill $$dev 2>/dev/null; wait $$dev 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/mfo dev-server --host $(HOST) --port $(MFO_PORT) --db .mfo/dev-server.db & dev=$$!; \
-	echo "Send an event:  LISTEN_PORT=$(LISTEN_PORT) $(BIN)/mfo send examples/events/quickstart_event.json --config $(CONFIG)"; \
+	echo "Send the example events (one folder per source, see examples/events/README.md):"; \
+	for f in examples/events/*/*.json; do s=$${f#examples/events/}; \
+	  echo "  LISTEN_PORT=$(LISTEN_PORT) $(BIN)/mfo send $$f --config $(CONFIG) --source $${s%%/*}"; done; \
+	echo "Then see the runs they started:  $(BIN)/mfo runs list"; \
 	$(BIN)/mfo serve --config $(CONFIG)
 
 ## dev-server: only the reference MFO server

@@ -48,5 +48,14 @@ EXPECTED_SEED_OUTPUT = {
         "max_backoff": "10m",
     },
     "metrics": {"enabled": True, "path": "/metrics", "host": None, "port": None},
-    "flows": {"concurrency": 8, "tasks": {}, "transformation_rules": {}},
+    "flows": {
+        "concurrency": 8,
+        "max_runs": 16,
+        "history": ".mfo/runs.db",
+        "lease_time": "1m",
+        "tasks": {},
+        "transformation_rules": {},
+        "secrets": [],
+    },
+    "triggers": [],
 }

@@ -1,8 +1,11 @@
-"""The main job, `mfo serve`: the webhook listener and the forwarders over one durable store.
+"""The main job, `mfo serve`: the webhook listener, the forwarders and the flow runners over
+one durable store.
 
 Composition only: every part lives in its own package and is usable alone; this module builds
-them from a `Config` and ties their lifetimes together (open the store, start forwarders,
-serve; on shutdown stop intake first, let in-flight sends finish, close the store).
+them from a `Config` and ties their lifetimes together (open the store, start forwarders and
+runners, serve; on shutdown stop intake first, let in-flight sends and runs finish for a grace
+period, close the store). `TriggerDispatch` connects the listener to the triggers: it plans
+each event's flow jobs, and answers with a run's outputs for triggers with `respond: outputs`.
 """
 
 from __future__ import annotations
@@ -18,23 +21,38 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mfo_client._net import bind_socket, url_for
 from mfo_client.api import AsyncMFOClient, CircuitBreakerRegistry, RetryPolicy
 from mfo_client.config import Config
-from mfo_client.delivery import EventStore, Forwarder, ForwarderSettings, SQLiteStore
+from mfo_client.delivery import (
+    Accepted,
+    EventStore,
+    FlowJob,
+    Forwarder,
+    ForwarderSettings,
+    IncomingEvent,
+    SQLiteStore,
+)
+from mfo_client.flows import FlowClients, FlowExecutor, SQLiteRunHistory, TaskRegistry
+from mfo_client.flows.tasks import builtin_registry
 from mfo_client.observability import CONTENT_TYPE_LATEST, Metrics
+from mfo_client.triggers import TriggerError, Triggers, load_triggers
 from mfo_client.webhook import build_sources, create_webhook_app
+from mfo_client.worker import FlowRunner, RunnerSettings, RunOutcome
 
 __all__ = [
     "Service",
     "ServiceConfigError",
+    "TriggerDispatch",
     "build_store",
     "create_app",
     "forwarder_settings",
+    "runner_settings",
     "serve",
+    "task_registry",
 ]
 
 _log = logging.getLogger("mfo_client.service")
@@ -66,8 +84,71 @@ def forwarder_settings(config: Config) -> ForwarderSettings:
     )
 
 
+def runner_settings(config: Config) -> RunnerSettings:
+    flows, delivery = config.flows, config.delivery
+    return RunnerSettings(
+        max_runs=flows.max_runs,
+        lease_time=flows.lease_time.total_seconds(),
+        initial_backoff=delivery.initial_backoff.total_seconds(),
+        max_backoff=delivery.max_backoff.total_seconds(),
+    )
+
+
+def task_registry() -> TaskRegistry:
+    """The built-in task types and the installed task packs (`mfo_client.tasks` entry points)."""
+    registry = builtin_registry()
+    registry.load_entry_points()
+    return registry
+
+
 class ServiceConfigError(ValueError):
     """The configuration cannot run the main job; the message says what to set."""
+
+
+class TriggerDispatch:
+    """The listener's side of the triggers: which flow jobs an event asks for, and the
+    synchronous answer of `respond: outputs` triggers."""
+
+    def __init__(self, triggers: Triggers, runner: FlowRunner | None) -> None:
+        self.triggers = triggers
+        self.runner = runner
+
+    def plan(self, item: IncomingEvent) -> list[FlowJob]:
+        return self.triggers.plan(item)
+
+    async def respond(self, item: IncomingEvent, accepted: Accepted) -> Response | None:
+        """For `respond: outputs` triggers: wait for their runs (each up to its trigger's
+        `respond_timeout`) and answer 200 with their outputs, or 202 with the run ids of
+        those still running."""
+        waits: list[tuple[str, str, float]] = []
+        for job in accepted.jobs:
+            trigger = self.triggers.get(job.trigger)
+            if trigger is not None and trigger.config.respond == "outputs":
+                waits.append((job.trigger, job.id, trigger.config.respond_timeout.total_seconds()))
+        if not waits or self.runner is None:
+            return None
+        runner = self.runner
+        outcomes = await asyncio.gather(*(runner.wait_for(rid, t) for _, rid, t in waits))
+        runs = [
+            _run_answer(name, rid, o) for (name, rid, _), o in zip(waits, outcomes, strict=True)
+        ]
+        done = all(o is not None for o in outcomes)
+        body = {"id": accepted.id, "duplicate": accepted.duplicate, "runs": runs}
+        return JSONResponse(body, status_code=200 if done else 202)
+
+
+def _run_answer(trigger: str, run_id: str, outcome: RunOutcome | None) -> dict[str, Any]:
+    if outcome is None:
+        return {"trigger": trigger, "run_id": run_id, "status": "running"}
+    answer: dict[str, Any] = {
+        "trigger": trigger,
+        "run_id": run_id,
+        "status": outcome.status,
+        "outputs": outcome.outputs,
+    }
+    if outcome.error:
+        answer["error"] = outcome.error
+    return answer
 
 
 class Service:
@@ -95,7 +176,28 @@ class Service:
             if workers
             else None
         )
-        notify = self.forwarder.notify if self.forwarder is not None else None
+        self.registry = task_registry()
+        try:
+            self.triggers = load_triggers(config, self.registry)
+        except TriggerError as exc:
+            raise ServiceConfigError(
+                "the triggers cannot run:\n" + "\n".join(f"  {p}" for p in exc.problems)
+            ) from None
+        self.history = SQLiteRunHistory(config.flows.history) if len(self.triggers) else None
+        self.flow_clients: FlowClients | None = None
+        self.runner: FlowRunner | None = None
+        if workers and self.history is not None:
+            self.flow_clients = FlowClients.from_config(config)
+            executor = FlowExecutor(self.registry, config.flows.concurrency, self.flow_clients)
+            self.runner = FlowRunner(
+                self.store,
+                self.triggers,
+                executor,
+                self.history,
+                runner_settings(config),
+                metrics=self.metrics,
+            )
+        dispatch = TriggerDispatch(self.triggers, self.runner) if len(self.triggers) else None
         metrics_cfg = config.metrics
         metrics_route = Route(metrics_cfg.path, self._metrics_endpoint)
         self.metrics_app = Starlette(routes=[metrics_route])
@@ -103,13 +205,20 @@ class Service:
         self.app = create_webhook_app(
             self.sources,
             self.store,
-            on_accepted=notify,
+            on_accepted=self._notify,
+            dispatch=dispatch,
             lifespan=self.lifespan,
             metrics=self.metrics,
             readiness=self._readiness,
             extra_routes=[metrics_route] if on_listener else [],
         )
         self._pruner: asyncio.Task[None] | None = None
+
+    def _notify(self) -> None:
+        if self.forwarder is not None:
+            self.forwarder.notify()
+        if self.runner is not None:
+            self.runner.notify()
 
     def _readiness(self) -> dict[str, Any]:
         breaker = self.client.breaker
@@ -135,16 +244,29 @@ class Service:
         self._pruner = asyncio.create_task(self._prune_periodically())
         if self.forwarder is not None:
             self.forwarder.start()
+        if self.runner is not None:
+            self.runner.start()
 
     async def stop(self) -> None:
-        """Stop forwarding (in-flight sends may finish), then close the client and the store."""
+        """Stop forwarding and running flows (what is in progress may finish for a grace
+        period), then close the clients, the run history and the store."""
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pruner
+        stopping = []
         if self.forwarder is not None:
-            await self.forwarder.stop()
+            stopping.append(self.forwarder.stop())
+        if self.runner is not None:
+            stopping.append(self.runner.stop())
+        await asyncio.gather(*stopping)
         await self.client.aclose()
+        if self.flow_clients is not None:
+            await self.flow_clients.aclose()
+        if self.runner is not None:
+            self.runner.executor.close()
+        if self.history is not None:
+            await self.history.close()
         await self.store.close()
 
     @contextlib.asynccontextmanager

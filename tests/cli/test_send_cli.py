@@ -25,7 +25,7 @@ from tests._servers import free_port, run_devserver, run_service
 
 ROOT = Path(__file__).parent.parent.parent
 PUSH = ROOT / "tests" / "data" / "github" / "push.new_branch.json"
-QUICKSTART = ROOT / "examples" / "events" / "quickstart_event.json"
+QUICKSTART = ROOT / "examples" / "events" / "default" / "quickstart_event.json"
 TOKEN = "dev-token"
 GITHUB_SECRET = "send-cli-github-secret"
 STANDARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

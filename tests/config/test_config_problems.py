@@ -111,7 +111,8 @@ def test_top_level_must_be_a_mapping(write_config: WriteConfig, text: str, shown
 
     assert str(errors_of(path)) == (
         f"{path}:1: the top level must be a mapping of sections "
-        f"(client, webhook_listener, logging, store, delivery, metrics, flows), got {shown}"
+        "(client, webhook_listener, logging, store, delivery, metrics, flows, triggers), "
+        f"got {shown}"
     )
 
 

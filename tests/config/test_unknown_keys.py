@@ -23,7 +23,7 @@ webhook_listener:
   secret: abc
   tls:
     cert_file: {secret_key: x}
-triggers:
+schedules:
   path: /var/lib/mfo
 plugins: [{name: a}]
 """
@@ -39,7 +39,7 @@ def test_unknown_keys_are_warnings_with_hints(write_config: WriteConfig) -> None
         f'{path}:5: client.retry.max_attempt: unknown key (did you mean "max_attempts"?)',
         f'{path}:7: webhook_listener.secret: unknown key (did you mean "secret_key"?)',
         f"{path}:8: webhook_listener.tls: unknown key",
-        f"{path}:10: triggers: unknown key",
+        f"{path}:10: schedules: unknown key",
         f"{path}:12: plugins: unknown key",
     ]
     assert config.warnings[2] == ConfigProblem(
@@ -56,7 +56,7 @@ def test_unknown_values_stay_out_of_the_config(write_config: WriteConfig) -> Non
     assert config.client.timeout.total_seconds() == 30
     assert config.client.retry.max_attempts == 3
     assert config.webhook_listener.secret_key is None
-    assert "triggers" not in config.model_dump()
+    assert "schedules" not in config.model_dump()
     assert "/var/lib/mfo" not in repr(config)
 
 

@@ -1,4 +1,4 @@
-"""`mfo serve`: the main job (webhook listener and forwarders over the durable store)."""
+"""`mfo serve`: the main job (webhook listener, forwarders and flow runners over the store)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def serve(
         bool, typer.Option("--no-workers", help="Run the listener only; forward nothing.")
     ] = False,
 ) -> None:
-    """Receive webhooks, store them durably, acknowledge, and forward them to the MFO server."""
+    """Receive webhooks, store them durably, acknowledge, forward them to the MFO server, and
+    run the flows their triggers name."""
     cfg = load_or_exit(config)
     configure_logging(cfg.logging.level, cfg.logging.format)
     sources_text = ", ".join(
@@ -34,6 +35,10 @@ def serve(
     def announce(url: str) -> None:
         typer.echo(f"mfo serve listening on {url}: {sources_text}", err=True)
         typer.echo(f"forwarding to {cfg.client.base_url}; store {cfg.store.path}", err=True)
+        for trigger in cfg.triggers:
+            typer.echo(f"trigger {trigger.name}: runs {trigger.flow}", err=True)
+        if cfg.triggers:
+            typer.echo(f"flow runs are recorded in {cfg.flows.history} (mfo runs list)", err=True)
 
     try:
         run_service(cfg, workers=not no_workers, on_ready=announce)

@@ -33,6 +33,7 @@ _SIMPLE = {
     "model_attributes_type": "must be a mapping of keys",
     "dict_type": "must be a mapping of keys",
     "list_type": "must be a list",
+    "tuple_type": "must be a list",
     "string_type": "must be a string",
 }
 _QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'")

@@ -17,6 +17,7 @@ from pydantic import (
     SecretStr,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from mfo_client.config import _defaults
 from mfo_client.config._base import HttpUrl, Section, check_backoff_order, lower
@@ -26,6 +27,7 @@ from mfo_client.config._listener import MetricsConfig, WebhookListenerConfig
 from mfo_client.config._loader import load_data, load_file
 from mfo_client.config._redact import redact
 from mfo_client.config._store import DeliveryConfig, FlowsConfig, StoreConfig
+from mfo_client.config._triggers import TriggerConfig
 
 __all__ = [
     "CircuitBreakerConfig",
@@ -113,8 +115,22 @@ class Config(Section):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     flows: FlowsConfig = Field(default_factory=FlowsConfig)
+    triggers: tuple[TriggerConfig, ...] = ()
 
     _warnings: list[ConfigProblem] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_triggers(self) -> Self:
+        seen: set[str] = set()
+        for trigger in self.triggers:
+            if trigger.name in seen:
+                raise PydanticCustomError(
+                    "duplicate_trigger",
+                    "two triggers are named {name}; trigger names must be unique",
+                    {"name": f'"{trigger.name}"'},
+                )
+            seen.add(trigger.name)
+        return self
 
     @classmethod
     def from_file(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mfo_client.config import _defaults
 from mfo_client.config._base import Section, check_backoff_order
@@ -47,8 +49,29 @@ class FlowsConfig(Section):
     """
 
     concurrency: int = Field(default=8, ge=1, le=1024)
+    """Tasks in flight per run."""
+    max_runs: int = Field(default=16, ge=1, le=4096)
+    """Triggered runs at once in one worker (each trigger also has its own `concurrency`)."""
+    history: str = Field(default=".mfo/runs.db", min_length=1)
+    """The run history (SQLite file) triggered runs are recorded in; `mfo runs` reads it."""
+    lease_time: Duration = timedelta(seconds=60)
+    """How long a worker holds a flow job without renewing it (renewed every third of it)."""
     tasks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     transformation_rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    """Environment variables any flow may read as `${VAR}`, their values hidden from what a
+    run reports (history, outputs, logs, traces); a flow file lists more under `secrets:`."""
+
+    @field_validator("secrets")
+    @classmethod
+    def _variable_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(
+                    f'"{name}" is not an environment variable name: use letters, digits and '
+                    '"_", not starting with a digit (the name alone, without ${ })'
+                )
+        return names
 
     def task_settings(self) -> dict[str, Any]:
         """What the flow engine hands tasks as `FlowClients.settings`."""

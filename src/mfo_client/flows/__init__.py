@@ -22,7 +22,7 @@ from mfo_client.flows._errors import (
     UnknownTaskTypeError,
 )
 from mfo_client.flows._executor import ExecutionOptions, FlowExecutor, run_flow
-from mfo_client.flows._expressions import evaluate, is_true
+from mfo_client.flows._expressions import check_expression, evaluate, is_true
 from mfo_client.flows._graph import to_dot, to_mermaid
 from mfo_client.flows._history import (
     DEFAULT_HISTORY_PATH,
@@ -72,6 +72,7 @@ __all__ = [
     "TemplateError",
     "UnknownTaskTypeError",
     "build_flow",
+    "check_expression",
     "evaluate",
     "is_true",
     "load_flow",

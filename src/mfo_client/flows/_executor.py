@@ -92,6 +92,10 @@ class ExecutionOptions:
     history: RunHistory | None = None
     """Where to record the run (see `mfo_client.flows._history`); its cancel request cancels
     the run. A failure to record the start raises; later write failures are logged."""
+    trigger: str | None = None
+    """What started the run (e.g. a webhook trigger's name), recorded in the history."""
+    event_id: str | None = None
+    """The event the run is about, recorded in the history."""
 
 
 class _Run:
@@ -269,6 +273,8 @@ class FlowExecutor:
                 definition.model_dump(mode="json"),
                 run.initial,
                 started,
+                trigger=options.trigger,
+                event_id=options.event_id,
             )
         run.restore()
         for tid in run.tasks:

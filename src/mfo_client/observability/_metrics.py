@@ -49,6 +49,31 @@ class Metrics:
             registry=r,
         )
 
+        self.flow_runs = Counter(
+            "mfo_flow_runs",
+            "Finished flow runs started by triggers, by trigger and status.",
+            ["trigger", "status"],
+            registry=r,
+        )
+        self.flow_run_seconds = Histogram(
+            "mfo_flow_run_duration_seconds",
+            "Time from a triggered run's start to its end, by trigger.",
+            ["trigger"],
+            registry=r,
+        )
+        self.flow_task_seconds = Histogram(
+            "mfo_flow_task_duration_seconds",
+            "Time each task of a triggered run took, by trigger, task and status.",
+            ["trigger", "task", "status"],
+            registry=r,
+        )
+        self.flow_runs_active = Gauge(
+            "mfo_flow_runs_active",
+            "Triggered runs in progress, by trigger.",
+            ["trigger"],
+            registry=r,
+        )
+
     def request(self, source: str, status: int) -> None:
         self.requests.labels(source, str(status)).inc()
 
@@ -71,6 +96,18 @@ class Metrics:
 
     def set_breaker(self, server: str, state: str) -> None:
         self.breaker.labels(server).set(_BREAKER_VALUE.get(state, -1))
+
+    def flow_run_started(self, trigger: str) -> None:
+        self.flow_runs_active.labels(trigger).inc()
+
+    def flow_run_finished(self, trigger: str, status: str, seconds: float | None) -> None:
+        self.flow_runs_active.labels(trigger).dec()
+        self.flow_runs.labels(trigger, status).inc()
+        if seconds is not None:
+            self.flow_run_seconds.labels(trigger).observe(seconds)
+
+    def flow_task(self, trigger: str, task: str, status: str, seconds: float) -> None:
+        self.flow_task_seconds.labels(trigger, task, status).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
