@@ -323,6 +323,7 @@ async def test_metrics_count_runs_by_trigger_and_status(tmp_path: Path, mfo_url:
                     break
                 await asyncio.sleep(0.05)
     assert line in text
+    assert 'mfo_flow_jobs{state="done"} 2.0' in text
     assert (
         'mfo_flow_task_duration_seconds_count{status="succeeded",task="log",trigger="counted"} 2.0'
         in text

@@ -35,6 +35,7 @@ from mfo_client.delivery import (
     ForwarderSettings,
     IncomingEvent,
     SQLiteStore,
+    flow_kind,
 )
 from mfo_client.flows import FlowClients, FlowExecutor, SQLiteRunHistory, TaskRegistry
 from mfo_client.flows.tasks import builtin_registry
@@ -227,6 +228,9 @@ class Service:
     async def _metrics_endpoint(self, _request: Request) -> Response:
         stats = await self.store.stats()
         self.metrics.set_outbox(stats.pending, stats.in_flight, stats.delivered, stats.dead)
+        if len(self.triggers):
+            jobs = await self.store.stats([flow_kind(t.name) for t in self.triggers])
+            self.metrics.set_flow_jobs(jobs.pending, jobs.in_flight, jobs.delivered, jobs.dead)
         breaker = self.client.breaker
         self.metrics.set_breaker(breaker.name, breaker.state.value)
         return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)

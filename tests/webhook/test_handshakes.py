@@ -52,6 +52,21 @@ SOURCES: list[dict[str, Any]] = [
         "handshake": "meta",
         "verify_token": META_VERIFY_TOKEN,
     },
+    {
+        "name": "whatsapp-202",
+        "path": "/hooks/whatsapp-202",
+        "secret": META_APP_SECRET,
+        "handshake": "meta",
+        "verify_token": META_VERIFY_TOKEN,
+        "ack_status": 202,
+    },
+    {
+        "name": "slack-200",
+        "path": "/hooks/slack-200",
+        "scheme": "slack",
+        "secret": SLACK_SECRET,
+        "ack_status": 200,
+    },
 ]
 
 
@@ -278,7 +293,7 @@ async def test_whatsapp_message_signed_with_the_app_secret_is_stored_under_its_o
         f"{listener}/hooks/whatsapp", content=WHATSAPP_TEXT, headers=meta_headers(WHATSAPP_TEXT)
     )
 
-    assert response.status_code == 202, response.text
+    assert response.status_code == 200, response.text  # Meta counts only 200 as delivered
     (event,) = [e for e in await stored_events(store) if e["id"] == response.json()["id"]]
     assert event["type"] == "whatsapp_business_account"
     assert event["payload"] == json.loads(WHATSAPP_TEXT)
@@ -302,7 +317,7 @@ async def test_meta_escaped_unicode_body_verifies_over_its_exact_bytes(
         f"{listener}/hooks/whatsapp", content=body, headers=meta_headers(body)
     )
 
-    assert response.status_code == 202, response.text
+    assert response.status_code == 200, response.text
     (event,) = [e for e in await stored_events(store) if e["id"] == response.json()["id"]]
     message = event["payload"]["entry"][0]["changes"][0]["value"]["messages"][0]
     assert message["text"]["body"] == "Gibt es das in Grün?"
@@ -410,3 +425,18 @@ def test_config_check_expands_and_masks_the_verify_token(tmp_path: Path) -> None
     assert (source["handshake"], source["verify_token"], source["secret"]) == ("meta", "***", "***")
     assert META_VERIFY_TOKEN not in result.stdout
     assert META_APP_SECRET not in result.stdout
+
+
+async def test_the_acknowledgement_status_is_configurable_per_source(
+    http: httpx.AsyncClient, listener: str
+) -> None:
+    meta = await http.post(
+        f"{listener}/hooks/whatsapp-202", content=WHATSAPP_TEXT, headers=meta_headers(WHATSAPP_TEXT)
+    )
+    body = b'{"type": "event_callback", "event": {"type": "app_mention"}}'
+    slack = await http.post(
+        f"{listener}/hooks/slack-200", content=body, headers=slack_headers(body, int(time.time()))
+    )
+
+    assert (meta.status_code, slack.status_code) == (202, 200), (meta.text, slack.text)
+    assert set(slack.json()) == {"id", "duplicate"}

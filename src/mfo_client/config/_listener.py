@@ -91,6 +91,15 @@ class SourceConfig(Section):
     """Answer the provider's subscription check of this URL; None answers none."""
     verify_token: SecretStr | None = None
     """The Verify Token typed into the Meta App Dashboard (handshake "meta" only)."""
+    ack_status: Literal[200, 202] | None = None
+    """The status of the acknowledgement: 202 Accepted, or 200 for providers that count only
+    200 as delivered (Meta's platforms). Default: 200 with `handshake: meta`, else 202."""
+
+    @property
+    def effective_ack_status(self) -> int:
+        if self.ack_status is not None:
+            return self.ack_status
+        return 200 if self.handshake == "meta" else 202
 
     @model_validator(mode="after")
     def _handshake_settings(self) -> Self:

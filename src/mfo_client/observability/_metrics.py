@@ -67,6 +67,12 @@ class Metrics:
             ["trigger", "task", "status"],
             registry=r,
         )
+        self.flow_jobs = Gauge(
+            "mfo_flow_jobs",
+            "Flow-run jobs in the store by state (pending, in_flight, done, dead).",
+            ["state"],
+            registry=r,
+        )
         self.flow_runs_active = Gauge(
             "mfo_flow_runs_active",
             "Triggered runs in progress, by trigger.",
@@ -96,6 +102,15 @@ class Metrics:
 
     def set_breaker(self, server: str, state: str) -> None:
         self.breaker.labels(server).set(_BREAKER_VALUE.get(state, -1))
+
+    def set_flow_jobs(self, pending: int, in_flight: int, done: int, dead: int) -> None:
+        for state, value in (
+            ("pending", pending),
+            ("in_flight", in_flight),
+            ("done", done),
+            ("dead", dead),
+        ):
+            self.flow_jobs.labels(state).set(value)
 
     def flow_run_started(self, trigger: str) -> None:
         self.flow_runs_active.labels(trigger).inc()

@@ -172,7 +172,7 @@ class IntakeEndpoint:
         reply: dict[str, Any] = {"id": accepted.id, "duplicate": accepted.duplicate}
         if accepted.jobs:
             reply["runs"] = runs_body(accepted)
-        return JSONResponse(reply, status_code=202)
+        return JSONResponse(reply, status_code=self.source.ack_status)
 
     def _plan(self, item: IncomingEvent) -> Sequence[FlowJob]:
         if self.dispatch is None:

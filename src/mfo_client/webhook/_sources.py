@@ -28,6 +28,8 @@ class Source:
     """Meta's Verify Token, as the bytes compared in constant time."""
     type_field: str = "type"
     """The body field naming the event type when no header does (Meta's is "object")."""
+    ack_status: int = 202
+    """The status an accepted event is answered with (see `SourceConfig.ack_status`)."""
 
     @property
     def scheme(self) -> str:
@@ -72,6 +74,7 @@ def build_source(config: SourceConfig) -> Source:
             else None
         ),
         type_field="object" if config.handshake == "meta" else "type",
+        ack_status=config.effective_ack_status,
     )
 
 
