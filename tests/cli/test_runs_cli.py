@@ -312,3 +312,127 @@ def test_a_killed_run_resumes_where_it_stopped(peer: Peer, tmp_path: Path) -> No
         "output": {"greeting": "hello from greet", "body": {"slow": 2}}
     }
     assert after["status"] == RunState.SUCCEEDED.value
+
+
+def write_parent_flow(path: Path, url: str) -> Path:
+    path.write_text(
+        f"""name: parent
+tasks:
+  - id: greet
+    type: simple_log_task
+    config: {{log_message: "hello from greet"}}
+    successors: [sub]
+  - id: sub
+    type: subflow
+    config:
+      input: {{who: "{{{{ greet.message }}}}"}}
+      tasks:
+        - id: fetch
+          type: http_get_task
+          config: {{url: "{url}", allow_hosts: ["127.0.0.1"]}}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_a_subflow_child_run_is_listed_shown_and_retried_through_its_parent(
+    peer: Peer, tmp_path: Path
+) -> None:
+    db = tmp_path / "runs.db"
+    flow = write_parent_flow(tmp_path / "parent.yaml", f"{peer.url}/flaky")
+    code, _, err = mfo("flow", "run", str(flow), "--history", str(db))
+    assert code == 1, err
+    parent = err.split()[1]
+    child = f"{parent}/sub"
+
+    code, out, err = mfo("runs", "list", "--history", str(db))
+    assert code == 0, err
+    header, *lines = out.splitlines()
+    assert header.split() == ["RUN", "STATUS", "STARTED", "TIME", "OK", "PARENT", "FLOW"]
+    rows = {line.split()[0]: line.split() for line in lines}
+    assert rows[child][1] == "failed" and rows[child][6:8] == [parent, "parent.sub"]
+    assert rows[parent][1] == "failed" and rows[parent][6:8] == ["-", "parent"]
+    listed = json.loads(mfo("runs", "list", "--json", "--history", str(db))[1])
+    assert {r["run_id"]: (r["parent_run_id"], r["parent_task_id"]) for r in listed} == {
+        parent: (None, None),
+        child: (parent, "sub"),
+    }
+
+    code, out, err = mfo("runs", "show", child, "--history", str(db))
+    assert code == 0, err
+    assert f"parent    task sub of run {parent}" in out
+    assert f"resume its parent with: mfo runs resume {parent} --history {db}" in out
+    code, out, err = mfo("runs", "show", parent, "--history", str(db))
+    assert code == 0, err
+    assert f"child run {child}" in out and f"mfo runs retry {parent}" in out
+
+    for command in ("resume", "retry"):
+        code, _, err = mfo("runs", command, child, "--history", str(db))
+        assert code == 2 and f'child run of task "sub" of run "{parent}"' in err, err
+
+    peer.fixed = True
+    code, out, err = mfo("runs", "retry", parent, "--history", str(db))
+    assert code == 0, err
+    new = err.split()[1]
+    assert err.startswith(f"run {new} (a retry of run {parent})")
+    assert new != parent and "hello from greet" in err  # every task ran again
+    assert "flow parent succeeded" in out
+    runs = {
+        r["run_id"]: r["status"]
+        for r in json.loads(mfo("runs", "list", "--json", "--history", str(db))[1])
+    }
+    assert runs == {parent: "failed", child: "failed", new: "succeeded", f"{new}/sub": "succeeded"}
+    code, _, err = mfo("runs", "retry", new, "--history", str(db))
+    assert code == 2 and "succeeded; retry only a failed or cancelled run" in err
+
+
+async def _record_event_runs(db: Path) -> None:
+    definition = {
+        "name": "x",
+        "tasks": [{"id": "a", "type": "simple_log_task", "config": {"log_message": "hi"}}],
+    }
+    async with SQLiteRunHistory(db) as history:
+        for n, (trigger, event) in enumerate([("push", "e1"), ("push", "e2"), ("tag", "e1")]):
+            run_id = f"{trigger}-{event}"
+            await history.start_run(
+                run_id, "x", None, definition, {"n": n}, 100.0 + n, trigger=trigger, event_id=event
+            )
+            await history.finish_run(run_id, RunStatus.FAILED, "task failed: a", 101.0 + n)
+        await history.start_run("by-hand", "x", None, definition, {}, 99.0)
+
+
+def test_list_by_trigger_and_event_and_retry_keeps_them(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    asyncio.run(_record_event_runs(db))
+
+    code, out, err = mfo("runs", "list", "--event", "e1", "--history", str(db))
+    assert code == 0, err
+    header, *lines = out.splitlines()
+    assert header.split() == ["RUN", "STATUS", "STARTED", "TIME", "OK", "TRIGGER", "EVENT", "FLOW"]
+    assert [line.split()[0] for line in lines] == ["tag-e1", "push-e1"]
+    assert [line.split()[6:9] for line in lines] == [["tag", "e1", "x"], ["push", "e1", "x"]]
+
+    def ids(*filters: str) -> list[str]:
+        code, out, err = mfo("runs", "list", *filters, "--json", "--history", str(db))
+        assert code == 0, err
+        return [r["run_id"] for r in json.loads(out)]
+
+    assert ids("--trigger", "push") == ["push-e2", "push-e1"]
+    assert ids("--trigger", "push", "--event", "e1") == ["push-e1"]
+    assert ids("--trigger", "tag", "--status", "failed", "--flow", "x") == ["tag-e1"]
+    assert ids("--event", "none") == []
+    code, out, _ = mfo("runs", "list", "--trigger", "nope", "--history", str(db))
+    assert out.startswith("no runs")
+    code, out, _ = mfo("runs", "list", "--status", "running", "--history", str(db))
+    assert out.splitlines()[0].split() == ["RUN", "STATUS", "STARTED", "TIME", "OK", "FLOW"]
+
+    code, out, err = mfo("runs", "retry", "push-e2", "--json", "--history", str(db))
+    assert code == 0, err
+    new = json.loads(out)["run_id"]
+    retried = show_json(db, new)
+    assert (retried["trigger"], retried["event_id"]) == ("push", "e2")
+    assert retried["initial_context"] == {"n": 1} and retried["status"] == "succeeded"
+    assert ids("--event", "e2") == [new, "push-e2"]
+    code, _, err = mfo("runs", "retry", "by-hand", "--history", str(db))
+    assert code == 2 and "is recorded as running" in err

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mfo_client.flows import (
     ExecutionOptions,
@@ -24,7 +25,9 @@ from mfo_client.flows import (
     TaskRegistry,
     TaskResult,
     TaskStatus,
+    parse_flow,
     resume_run,
+    retry_run,
 )
 from mfo_client.flows import _executor as executor_module
 
@@ -283,3 +286,204 @@ async def test_a_failing_history_write_is_logged_and_the_run_goes_on(
     assert "cannot record task a in the history" in caplog.text
     record = await history.get_run(result.run_id)
     assert record is not None and record.status is RunState.SUCCEEDED and record.tasks == ()
+
+
+async def test_a_cancelled_task_is_never_left_recorded_as_running(
+    history: SQLiteRunHistory,
+) -> None:
+    """Cancel runs while most of their tasks' `running` states are still being written: the
+    final states written after must stay final. The task launched first (highest priority)
+    is written last at the end, right behind its own `running` write."""
+    cancel = asyncio.Event()
+
+    def stopper(config: Mapping[str, Any]) -> TaskCallable:
+        async def run(ctx: FlowContext) -> None:
+            cancel.set()
+            await asyncio.sleep(60)
+
+        return run
+
+    registry = TaskRegistry()
+    registry.register("stopper", stopper)
+    definition = flow(*({"id": f"t{i:02}", "type": "stopper", "priority": i} for i in range(40)))
+    executor = FlowExecutor(registry, concurrency=40)
+    try:
+        for n in range(30):
+            cancel.clear()
+            options = ExecutionOptions(run_id=f"r{n}", history=history, cancel=cancel)
+            result = await executor.execute_flow(definition, {}, options)
+            assert result.status is RunStatus.CANCELLED
+            record = await history.get_run(f"r{n}")
+            assert record is not None and record.status is RunState.CANCELLED
+            assert {t.task_id: t.status for t in record.tasks} == dict.fromkeys(
+                (f"t{i:02}" for i in range(40)), TaskStatus.CANCELLED
+            )
+    finally:
+        executor.close()
+
+
+async def test_outputs_json_cannot_key_are_recorded_and_restored_with_text_keys(
+    history: SQLiteRunHistory, tasks: Tasks
+) -> None:
+    def pairs(config: Mapping[str, Any]) -> TaskCallable:
+        async def run(ctx: FlowContext) -> dict[str, Any]:
+            return {"by_pair": {(1, 2): "a"}, "by_number": {1: "b"}}
+
+        return run
+
+    tasks.registry.register("pairs", pairs)
+    executor = FlowExecutor(tasks.registry)
+    try:
+        definition = flow(
+            {"id": "p", "type": "pairs", "successors": ["b"]}, {"id": "b", "type": "gate"}
+        )
+        first = await executor.execute_flow(definition, {}, ExecutionOptions(history=history))
+        assert first.status is RunStatus.FAILED and first.tasks["p"].status is TaskStatus.SUCCEEDED
+        record = await history.get_run(first.run_id)
+        assert record is not None
+        p = record.task("p")
+        assert p is not None and p.outputs == {"by_pair": {"(1, 2)": "a"}, "by_number": {"1": "b"}}
+        tasks.flag.touch()
+        resumed = await resume_run(executor, history, first.run_id)
+        assert resumed.succeeded
+        assert resumed.outputs["p"] == {"by_pair": {"(1, 2)": "a"}, "by_number": {"1": "b"}}
+    finally:
+        executor.close()
+
+
+def parent_flow(child: dict[str, Any]) -> FlowDefinition:
+    text = yaml.safe_dump(
+        {
+            "name": "parent",
+            "tasks": [
+                {"id": "a", "type": "work", "successors": ["sub"]},
+                {"id": "sub", "type": "subflow", **child, "successors": ["after"]},
+                {"id": "after", "type": "work"},
+            ],
+        }
+    )
+    return parse_flow(text, "parent.yaml")
+
+
+CHILD = {
+    "config": {
+        "input": {"from": "{{ a.value }}"},
+        "tasks": [
+            {"id": "c1", "type": "work", "successors": ["c2"]},
+            {"id": "c2", "type": "gate"},
+        ],
+    }
+}
+
+
+async def test_a_subflow_child_is_a_run_of_its_own_linked_to_its_parent(
+    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+) -> None:
+    definition = parent_flow(CHILD)
+    options = ExecutionOptions(run_id="p", history=history, config_path="/etc/mfo.yaml")
+    first = await executor.execute_flow(definition, {}, options)
+    assert first.status is RunStatus.FAILED
+    assert first.tasks["sub"].error == "subflow failed: c2: not ready: ready.flag is missing"
+
+    child = await history.get_run("p/sub")
+    assert child is not None
+    assert (child.parent_run_id, child.parent_task_id) == ("p", "sub")
+    assert child.flow == "parent.sub" and child.status is RunState.FAILED
+    assert child.initial_context == {"from": "a#1"} and child.config_path == "/etc/mfo.yaml"
+    assert {t.task_id: t.status for t in child.tasks} == {
+        "c1": TaskStatus.SUCCEEDED,
+        "c2": TaskStatus.FAILED,
+    }
+    listed = {r.run_id: r.parent_run_id for r in await history.list_runs()}
+    assert listed == {"p": None, "p/sub": "p"}
+    with pytest.raises(RunHistoryError, match='child run of task "sub" of run "p"; resume that'):
+        await resume_run(executor, history, "p/sub")
+
+    # Resuming the parent runs its subflow task again: the whole child, under the same id.
+    tasks.flag.touch()
+    resumed = await resume_run(executor, history, "p")
+    assert resumed.succeeded
+    assert tasks.calls == {"a": 1, "c1": 2, "c2": 2, "after": 1}
+    child = await history.get_run("p/sub")
+    assert child is not None and child.status is RunState.SUCCEEDED and child.resumes == 1
+    assert all(t.status is TaskStatus.SUCCEEDED for t in child.tasks)
+
+
+async def test_each_item_of_a_for_each_subflow_is_a_child_run(
+    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+) -> None:
+    tasks.flag.touch()
+    child = {**CHILD, "for_each": "[1, 2, 3]", "max_parallel": 3}
+    result = await executor.execute_flow(
+        parent_flow(child), {}, ExecutionOptions(run_id="p", history=history)
+    )
+    assert result.succeeded
+    children = [r for r in await history.list_runs() if r.parent_run_id == "p"]
+    assert sorted(r.run_id for r in children) == ["p/sub[0]", "p/sub[1]", "p/sub[2]"]
+    assert all(r.status is RunState.SUCCEEDED and len(r.tasks) == 2 for r in children)
+
+
+async def test_a_cancelled_subflow_task_records_its_child_cancelled(
+    executor: FlowExecutor,
+    history: SQLiteRunHistory,
+    tasks: Tasks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(executor_module, "CANCEL_POLL_INTERVAL", 0.02)
+    blocking = {
+        "config": {
+            "tasks": [
+                {"id": "c1", "type": "work", "successors": ["wait"]},
+                {"id": "wait", "type": "block"},
+            ]
+        }
+    }
+    run = asyncio.create_task(
+        executor.execute_flow(
+            parent_flow(blocking), {}, ExecutionOptions(run_id="p", history=history)
+        )
+    )
+    await asyncio.wait_for(tasks.blocking.wait(), 5)
+    assert await history.request_cancel("p")
+    result = await asyncio.wait_for(run, 5)
+    assert result.status is RunStatus.CANCELLED
+
+    child = await history.get_run("p/sub")
+    assert child is not None and child.status is RunState.CANCELLED
+    assert child.error == "cancelled: its subflow task was cancelled"
+    assert {t.task_id: t.status for t in child.tasks} == {
+        "c1": TaskStatus.SUCCEEDED,
+        "wait": TaskStatus.CANCELLED,
+    }
+
+
+async def test_retry_is_a_new_run_with_the_same_context_trigger_and_event(
+    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+) -> None:
+    options = ExecutionOptions(run_id="r1", history=history, trigger="push", event_id="e1")
+    first = await executor.execute_flow(PIPELINE, {"input": {"n": 1}}, options)
+    assert first.status is RunStatus.FAILED
+
+    tasks.flag.touch()
+    retried = await retry_run(executor, history, "r1")
+    assert retried.succeeded and retried.run_id != "r1"
+    assert tasks.calls == {"a": 2, "side": 2, "b": 2, "c": 1}  # everything ran again
+    new = await history.get_run(retried.run_id)
+    assert new is not None and new.status is RunState.SUCCEEDED and new.resumes == 0
+    assert new.initial_context == {"input": {"n": 1}}
+    assert (new.trigger, new.event_id) == ("push", "e1")
+    old = await history.get_run("r1")
+    assert old is not None and old.status is RunState.FAILED  # left as it was
+
+    runs = [r.run_id for r in await history.list_runs(event_id="e1")]
+    assert runs == [retried.run_id, "r1"]
+    chosen = await retry_run(executor, history, "r1", options=ExecutionOptions(run_id="mine"))
+    assert chosen.run_id == "mine" and chosen.succeeded
+
+    with pytest.raises(RunHistoryError, match="succeeded; retry only a failed or cancelled run"):
+        await retry_run(executor, history, retried.run_id)
+    await history.start_run("live", "hist", None, PIPELINE.model_dump(mode="json"), {}, 1.0)
+    with pytest.raises(RunHistoryError, match="is recorded as running"):
+        await retry_run(executor, history, "live")
+    with pytest.raises(RunHistoryError, match='no run "nope"'):
+        await retry_run(executor, history, "nope")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -192,3 +194,189 @@ async def test_the_history_is_readable_by_its_owner_only(tmp_path: Path) -> None
         await store.close()
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+async def test_outputs_with_keys_json_refuses_are_kept_with_text_keys(
+    history: SQLiteRunHistory,
+) -> None:
+    await history.start_run("r1", "demo", None, DEFINITION, {"by_pair": {(1, 2): "x"}}, 1.0)
+    cycle: list[object] = [1]
+    cycle.append(cycle)
+    outputs = {
+        "counts": {1: "a", (1, 2): "b", None: "c", False: "d"},
+        "raw": {b"k": Path("/x"), frozenset(): {1.5: [(3, 4)]}},
+        "cycle": cycle,
+    }
+    a = TaskResult(id="a", type="t", status=TaskStatus.SUCCEEDED, outputs=outputs)  # type: ignore[arg-type]
+    await history.record_task("r1", a)
+    record = await history.get_run("r1")
+    assert record is not None
+    assert record.initial_context == {"by_pair": {"(1, 2)": "x"}}
+    assert record.tasks[0].outputs == {
+        "counts": {"1": "a", "(1, 2)": "b", "null": "c", "false": "d"},
+        "raw": {"b'k'": "/x", "frozenset()": {"1.5": [[3, 4]]}},
+        "cycle": [1, "[1, [...]]"],
+    }
+
+
+async def test_a_cancelled_callers_write_lands_in_call_order(history: SQLiteRunHistory) -> None:
+    """A task cancelled while its `running` state is being written: that write must not land
+    after the final state written next (one FIFO writer), and is not lost either."""
+    await start(history, "r1")
+
+    async def task(i: int) -> None:
+        running = TaskResult(id=f"t{i:03}", type="t", status=TaskStatus.RUNNING)
+        write = asyncio.create_task(history.record_task("r1", running))
+        await asyncio.sleep(0)  # the write is on its way
+        write.cancel()
+        if i % 2 == 0:  # the even ones are settled; the odd ones stay as they were written
+            final = TaskResult(id=f"t{i:03}", type="t", status=TaskStatus.CANCELLED)
+            await history.record_task("r1", final)
+
+    await asyncio.gather(*(task(i) for i in range(400)))
+    record = await history.get_run("r1")
+    assert record is not None
+    statuses = {t.task_id: t.status for t in record.tasks}
+    assert statuses == {
+        f"t{i:03}": TaskStatus.CANCELLED if i % 2 == 0 else TaskStatus.RUNNING for i in range(400)
+    }
+
+
+async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    async with SQLiteRunHistory(path) as store:
+        await start(store, "r1")
+        before = store.commits
+        # Another process holds the write lock, so the writes queue up behind the first one.
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        results = [
+            TaskResult(id=f"t{i}", type="t", status=TaskStatus.SUCCEEDED) for i in range(100)
+        ]
+        writes = asyncio.gather(*(store.record_task("r1", r) for r in results))
+        bad = asyncio.ensure_future(store.record_task("no-such-run", results[0]))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        other.execute("COMMIT")
+        other.close()
+        await writes
+        with pytest.raises(sqlite3.IntegrityError):  # its error is its own; the others commit
+            await bad
+        record = await store.get_run("r1")
+        assert record is not None and len(record.tasks) == 100
+        # The first write's transaction, then one for all that queued behind it.
+        assert 1 <= store.commits - before <= 2
+
+
+async def test_list_filters_by_trigger_and_event(history: SQLiteRunHistory) -> None:
+    await start(history, "hand", 1.0)
+    await start(history, "push-1", 2.0, trigger="push", event_id="e1")
+    await start(history, "push-2", 3.0, trigger="push", event_id="e2")
+    await start(history, "tag-1", 4.0, trigger="tag", event_id="e1")
+    await history.finish_run("push-2", RunStatus.FAILED, "task failed: a", 5.0)
+
+    async def ids(**filters: str) -> list[str]:
+        return [r.run_id for r in await history.list_runs(**filters)]  # type: ignore[arg-type]
+
+    assert await ids(trigger="push") == ["push-2", "push-1"]
+    assert await ids(event_id="e1") == ["tag-1", "push-1"]
+    assert await ids(trigger="push", event_id="e1") == ["push-1"]
+    assert await ids(trigger="push", status="failed") == ["push-2"]
+    assert await ids(trigger="push", flow="other") == []
+    assert await ids(event_id="nope") == []
+    assert await ids() == ["tag-1", "push-2", "push-1", "hand"]
+
+
+async def test_config_path_and_parent_round_trip(history: SQLiteRunHistory) -> None:
+    await start(history, "p")
+    await history.start_run(
+        "p/sub",
+        "demo.sub",
+        None,
+        DEFINITION,
+        {},
+        2.0,
+        config_path="/etc/mfo/config.yaml",
+        parent_run_id="p",
+        parent_task_id="sub",
+    )
+    child = await history.get_run("p/sub")
+    assert child is not None
+    assert (child.config_path, child.parent_run_id, child.parent_task_id) == (
+        "/etc/mfo/config.yaml",
+        "p",
+        "sub",
+    )
+    # Run again (the parent resumed): the config is what this attempt used, the parent stays.
+    await history.start_run("p/sub", "demo.sub", None, DEFINITION, {}, 3.0)
+    child = await history.get_run("p/sub")
+    assert child is not None and child.resumes == 1
+    assert (child.config_path, child.parent_run_id, child.parent_task_id) == (None, "p", "sub")
+    parent = await history.get_run("p")
+    assert parent is not None and parent.parent_run_id is None and parent.config_path is None
+
+
+V1_SCHEMA = (
+    """CREATE TABLE runs (
+        id TEXT PRIMARY KEY, flow TEXT NOT NULL, flow_file TEXT,
+        status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'cancelled')),
+        definition TEXT NOT NULL, initial_context TEXT NOT NULL, started_at REAL NOT NULL,
+        finished_at REAL, error TEXT, "trigger" TEXT, event_id TEXT, owner TEXT,
+        resumes INTEGER NOT NULL DEFAULT 0, resumed_at REAL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0)""",
+    "CREATE INDEX runs_started ON runs (started_at)",
+    "CREATE INDEX runs_flow ON runs (flow, started_at)",
+    "CREATE INDEX runs_status ON runs (status, started_at)",
+    "CREATE INDEX runs_event ON runs (event_id) WHERE event_id IS NOT NULL",
+    """CREATE TABLE task_states (
+        run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, task_id TEXT NOT NULL,
+        type TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, started_at REAL,
+        finished_at REAL, outputs TEXT NOT NULL, error TEXT,
+        PRIMARY KEY (run_id, task_id)) WITHOUT ROWID""",
+)
+
+
+async def test_a_version_1_history_is_brought_up_to_date(tmp_path: Path) -> None:
+    """A runs.db written before config paths and child runs were recorded opens as it was."""
+    path = tmp_path / "runs.db"
+    conn = sqlite3.connect(path)
+    for statement in V1_SCHEMA:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO runs (id, flow, status, definition, initial_context, started_at, "
+        '"trigger", event_id) '
+        "VALUES ('old', 'demo', 'failed', ?, '{\"n\": 1}', 1.0, 'push', 'e1')",
+        (json.dumps(DEFINITION),),
+    )
+    conn.execute(
+        "INSERT INTO task_states VALUES ('old', 'a', 't', 'succeeded', 1, 1.0, 2.0, '{\"v\": 1}', "
+        "NULL)"
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+    async with SQLiteRunHistory(path) as store:
+        old = await store.get_run("old")
+        assert old is not None and old.status is RunState.FAILED
+        assert (old.config_path, old.parent_run_id, old.parent_task_id) == (None, None, None)
+        assert old.initial_context == {"n": 1} and old.tasks[0].outputs == {"v": 1}
+        assert [r.run_id for r in await store.list_runs(event_id="e1", trigger="push")] == ["old"]
+        await store.start_run("new", "demo", None, DEFINITION, {}, 2.0, config_path="/c.yaml")
+        new = await store.get_run("new")
+        assert new is not None and new.config_path == "/c.yaml"
+
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+        plans = {
+            column: " ".join(
+                str(row[-1])
+                for row in check.execute(
+                    f"EXPLAIN QUERY PLAN SELECT id FROM runs WHERE {column} = 'x' "
+                    "ORDER BY started_at DESC LIMIT 5"
+                )
+            )
+            for column in ('"trigger"', "event_id")
+        }
+    check.close()
+    assert "runs_trigger" in plans['"trigger"'] and "runs_event" in plans["event_id"]

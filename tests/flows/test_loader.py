@@ -170,7 +170,8 @@ def test_unknown_top_level_keys() -> None:
         """
     ) == [
         'flow.yaml:2: descripton: unknown key (did you mean "description"?)',
-        "flow.yaml:3: lines: unknown key; allowed keys: name, description, tasks, timeout",
+        "flow.yaml:3: lines: unknown key; allowed keys: name, description, tasks, timeout, "
+        "secrets, env",
     ]
 
 

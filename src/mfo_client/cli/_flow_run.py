@@ -26,6 +26,7 @@ from rich.table import Table
 
 from mfo_client.cli._common import EXIT_INVALID, load_or_exit
 from mfo_client.cli._flow import default_registry, flow_app
+from mfo_client.config import Config
 from mfo_client.flows import (
     DEFAULT_HISTORY_PATH,
     BuiltFlow,
@@ -43,6 +44,7 @@ from mfo_client.flows import (
     load_flow,
     render_config,
 )
+from mfo_client.flows._secrets import SecretScope, config_secrets
 from mfo_client.observability import configure_logging
 
 __all__ = ["HISTORY_ENV", "HistoryOption", "parse_inputs"]
@@ -102,15 +104,25 @@ def _initial(input_file: Path | None, pairs: list[str]) -> dict[str, Any]:
     return parse_inputs(pairs, base)
 
 
-def _dry_run(built: BuiltFlow, initial: dict[str, Any], out: Console) -> None:
-    """Render what can be rendered and say what each task would do; nothing runs."""
+def _dry_run(built: BuiltFlow, initial: dict[str, Any], out: Console, cfg: Config | None) -> None:
+    """Render what can be rendered and say what each task would do; nothing runs.
+
+    `${VAR}` are expanded as a run would (with the config's `flows.secrets`), secrets shown as
+    `***`.
+    """
+    scope = SecretScope.for_run(
+        built.definition,
+        secrets=config_secrets(cfg) if cfg is not None else (),
+        secret_env=cfg.flows.secrets if cfg is not None else (),
+    )
     for tid in built.order:
         task = built.task(tid)
         deps = ", ".join(sorted(built.predecessors[tid])) or "-"
         out.print(f"[bold]{tid}[/] ({task.type}) after: {deps}")
         try:
-            config = render_config(task.config, initial, task_id=tid, flow=built.name)
-            out.print(f"  config: {escape(json.dumps(config, default=str))}")
+            config = render_config(task.config, initial, task_id=tid, flow=built.name, scope=scope)
+            shown = json.dumps(scope.redactor.value(config), default=str)
+            out.print(f"  config: {escape(shown)}")
         except TemplateError as exc:
             out.print(f"  config (as written): {escape(json.dumps(task.config, default=str))}")
             out.print(f"  [dim]rendered when it runs: {escape(exc.message)}[/]")
@@ -196,10 +208,10 @@ def run(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
-    if dry_run:
-        _dry_run(built, initial, out)
-        return
     cfg = load_or_exit(config) if config is not None else None
+    if dry_run:
+        _dry_run(built, initial, out, cfg)
+        return
     configure_logging("info", cfg.logging.format if cfg is not None else "text")
 
     progress = None if as_json else progress_printer(err)
@@ -218,7 +230,11 @@ def run(
                 built.definition,
                 initial,
                 ExecutionOptions(
-                    run_id=run_id, fail_fast=fail_fast, observer=progress, history=store
+                    run_id=run_id,
+                    fail_fast=fail_fast,
+                    observer=progress,
+                    history=store,
+                    config_path=None if config is None else str(config.resolve()),
                 ),
             )
         finally:

@@ -1,8 +1,11 @@
-"""`mfo runs ...`: the run history of `mfo flow run`: list, show, resume and cancel runs.
+"""`mfo runs ...`: the run history of `mfo flow run`: list, show, resume, retry and cancel runs.
 
-Every command takes `--history` (default `.mfo/runs.db`, or `$MFO_RUNS_DB`). `resume` exits
-like `mfo flow run`: 0 the run succeeded, 1 it failed (or was cancelled), 2 it cannot be resumed
-(unknown, already succeeded, still running, or its definition cannot be used). `show` and
+Every command takes `--history` (default `.mfo/runs.db`, or `$MFO_RUNS_DB`). `resume` and
+`retry` exit like `mfo flow run`: 0 the run succeeded, 1 it failed (or was cancelled), 2 it
+cannot be run (unknown, already succeeded, still running, a subflow's child run, its definition
+or config cannot be used). Without `--config` they use the config file the run recorded, when
+there is one: a run that used an MFO server must not quietly run without it, so a recorded
+config that no longer exists is an error (exit 2) until `--config` names one. `show` and
 `cancel` exit 2 for a run they cannot find.
 """
 
@@ -12,7 +15,7 @@ import asyncio
 import dataclasses
 import json
 import shlex
-import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -43,14 +46,20 @@ from mfo_client.flows import (
     RunHistoryError,
     RunRecord,
     RunState,
-    RunStatus,
     SQLiteRunHistory,
     TaskStatus,
     build_flow,
     load_flow,
     resume_run,
 )
-from mfo_client.flows._history import definition_of, owner_alive
+from mfo_client.flows._history import (
+    check_retryable,
+    child_run_id,
+    definition_of,
+    mark_cancelled,
+    owner_alive,
+    retry_run,
+)
 from mfo_client.flows._trace import chrome_trace
 from mfo_client.observability import configure_logging
 
@@ -59,7 +68,7 @@ __all__ = ["runs_app"]
 T = TypeVar("T")
 
 runs_app = typer.Typer(
-    help="Flow runs in the run history: list, show, resume and cancel them.",
+    help="Flow runs in the run history: list, show, resume, retry and cancel them.",
     no_args_is_help=True,
 )
 app.add_typer(runs_app, name="runs")
@@ -128,6 +137,9 @@ def _summary_json(record: RunRecord) -> dict[str, Any]:
         "error": record.error,
         "trigger": record.trigger,
         "event_id": record.event_id,
+        "config_path": record.config_path,
+        "parent_run_id": record.parent_run_id,
+        "parent_task_id": record.parent_task_id,
         "resumes": record.resumes,
         "tasks_succeeded": sum(t.status is TaskStatus.SUCCEEDED for t in record.tasks),
     }
@@ -163,27 +175,48 @@ def _timeline(record: RunRecord) -> list[dict[str, Any]]:
 def list_runs(
     status: Annotated[RunState | None, typer.Option(help="Only runs with this status.")] = None,
     flow: Annotated[str | None, typer.Option(help="Only runs of this flow (its name).")] = None,
+    trigger: Annotated[
+        str | None, typer.Option(help="Only runs this trigger started (its name).")
+    ] = None,
+    event: Annotated[
+        str | None, typer.Option("--event", help="Only runs about this event (its id).")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, latest first.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
     history: HistoryOption = _DEFAULT,
 ) -> None:
-    """List the latest runs, newest first."""
+    """List the latest runs, newest first; a subflow's child run names its parent (PARENT)."""
     records: list[RunRecord] = []
     if history.exists():
-        records = _with_history(history, lambda h: h.list_runs(limit, status=status, flow=flow))
+        records = _with_history(
+            history,
+            lambda h: h.list_runs(limit, status=status, flow=flow, trigger=trigger, event_id=event),
+        )
     if as_json:
         typer.echo(json.dumps([_summary_json(r) for r in records], indent=2))
         return
     if not records:
         typer.echo(f"no runs in {history}")
         return
-    # Plain lines, one per run, never wrapped: easy to read, grep and cut.
+    # Plain lines, one per run, never wrapped: easy to read, grep and cut. The optional columns
+    # are there only when a listed run has them.
+    optional: list[tuple[str, Callable[[RunRecord], str | None]]] = [
+        ("TRIGGER", lambda r: r.trigger),
+        ("EVENT", lambda r: r.event_id),
+        ("PARENT", lambda r: r.parent_run_id),
+    ]
+    columns = [(n, get) for n, get in optional if any(get(r) for r in records)]
+    widths = {n: max(len(n), *(len(get(r) or "-") for r in records)) for n, get in columns}
     width = max(len(r.run_id) for r in records)
-    typer.echo(f"{'RUN':<{width}}  {'STATUS':<9}  {'STARTED':<19}  {'TIME':>9}  {'OK':>5}  FLOW")
+    extra = "".join(f"{n:<{widths[n]}}  " for n, _ in columns)
+    typer.echo(
+        f"{'RUN':<{width}}  {'STATUS':<9}  {'STARTED':<19}  {'TIME':>9}  {'OK':>5}  {extra}FLOW"
+    )
     for r in records:
+        extra = "".join(f"{get(r) or '-':<{widths[n]}}  " for n, get in columns)
         line = (
             f"{r.run_id:<{width}}  {r.status.value:<9}  {_when(r.started_at):<19}  "
-            f"{_seconds(r.duration):>9}  {_counts(r):>5}  {r.flow}"
+            f"{_seconds(r.duration):>9}  {_counts(r):>5}  {extra}{r.flow}"
         )
         note = _GONE if _state(r) != r.status.value else r.error
         typer.echo(line + (f"  ({note})" if note else ""))
@@ -224,6 +257,11 @@ def show(
     lines.append(
         f"flow      {record.flow}" + (f" ({record.flow_file})" if record.flow_file else "")
     )
+    if record.parent_run_id:
+        lines.append(f"parent    task {record.parent_task_id} of run {record.parent_run_id}")
+    if record.config_path:
+        gone = "" if Path(record.config_path).is_file() else " (no longer exists)"
+        lines.append(f"config    {record.config_path}{gone}")
     requested = " (cancel requested)" if record.cancel_requested else ""
     lines.append(f"status    {_state(record)}{requested}")
     lines.append(f"started   {_when(record.started_at)}")
@@ -235,7 +273,8 @@ def show(
     if record.error:
         lines.append(f"error     {record.error}")
     # A timeline in plain lines: start offset from the run's start, time taken, then the task;
-    # a task's error goes on the line below it.
+    # a task's error goes on the line below it, and so does a subflow's child run.
+    for_each = {t["id"] for t in record.definition.get("tasks", ()) if t.get("for_each")}
     lines.append("")
     lines.append(f"{'START':>10}  {'TIME':>9}  {'STATUS':<9}  {'TRIES':>5}  TASK")
     for row in timeline:
@@ -246,74 +285,101 @@ def show(
         )
         if row["error"]:
             lines.append(f"{'':>12}{row['error']}")
-    if record.status is not RunState.SUCCEEDED and (
-        record.status is not RunState.RUNNING or owner_alive(record.owner) is False
-    ):
-        hint = f"mfo runs resume {record.run_id}"
-        if history != _DEFAULT:
-            hint += f" --history {shlex.quote(str(history))}"
-        # The history does not keep which config a run used: say so rather than guess.
-        hint += " [--config FILE, as the run had: without it no MFO server is used]"
-        lines += ["", f"resume it with: {hint}"]
+        if row["type"] == "subflow" and row["started_at"] is not None:
+            child = child_run_id(record.run_id, row["task_id"])
+            runs = f"child runs {child}[i], one per item" if row["task_id"] in for_each else ""
+            lines.append(f"{'':>12}{runs or f'child run {child}'}")
+    hint = _hint(record, history)
+    if hint:
+        lines += ["", hint]
     typer.echo("\n".join(lines))
 
 
-@runs_app.command("resume")
-def resume(
-    run_id: Annotated[str, typer.Argument(help="The run to resume.")],
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", "-c", help="Configuration with the MFO server to use (client section)."
-        ),
-    ] = None,
-    flow_file: Annotated[
-        Path | None,
-        typer.Option(help="Run this (fixed) flow file instead of the definition recorded."),
-    ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Tasks running at once.")] = 8,
-    fail_fast: Annotated[
-        bool, typer.Option(help="Cancel the other tasks at the first failure.")
-    ] = False,
-    force: Annotated[
-        bool,
-        typer.Option(help="Resume a run recorded as running by a live process on this host."),
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    history: HistoryOption = _DEFAULT,
-) -> None:
-    """Run RUN_ID again: its succeeded tasks are not re-run (their outputs are restored)."""
-    err = Console(stderr=True, highlight=False)
-    out = Console()
-    record = _get(history, run_id)
-    registry = default_registry()
+def _hint(record: RunRecord, history: Path) -> str | None:
+    """How to go on with a run that did not succeed, if it can be taken up from here."""
+    if record.status is RunState.SUCCEEDED or (
+        record.status is RunState.RUNNING and owner_alive(record.owner) is not False
+    ):
+        return None
+    where = "" if history == _DEFAULT else f" --history {shlex.quote(str(history))}"
+    if record.parent_run_id:
+        return (
+            f"a subflow's child run: resume its parent with: "
+            f"mfo runs resume {record.parent_run_id}{where}"
+        )
+    hint = f"resume it with: mfo runs resume {record.run_id}{where}"
+    if record.status is not RunState.RUNNING:
+        hint += f"\nor run it anew with: mfo runs retry {record.run_id}{where}"
+    return hint
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Configuration with the MFO server to use (client section) "
+        "[default: the one the run recorded].",
+    ),
+]
+FlowFileOption = Annotated[
+    Path | None,
+    typer.Option(help="Run this (fixed) flow file instead of the definition recorded."),
+]
+ConcurrencyOption = Annotated[int, typer.Option(min=1, help="Tasks running at once.")]
+FailFastOption = Annotated[bool, typer.Option(help="Cancel the other tasks at the first failure.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _config_of(record: RunRecord, given: Path | None) -> Path | None:
+    """`--config`, else the config the run recorded, if it has one; exit 2 if that is gone."""
+    if given is not None or record.config_path is None:
+        return given
+    recorded = Path(record.config_path)
+    if not recorded.is_file():
+        typer.echo(
+            f'error: run "{record.run_id}" used the config {recorded}, which no longer exists; '
+            "pass --config FILE with the MFO server (client section) to use",
+            err=True,
+        )
+        raise typer.Exit(EXIT_INVALID)
+    typer.echo(f"using the config the run recorded: {recorded} (--config to use another)", err=True)
+    return recorded
+
+
+def _definition(record: RunRecord, flow_file: Path | None) -> FlowDefinition:
+    """The definition to run: `flow_file`, or the recorded one; built, or exit 2."""
     try:
-        definition: FlowDefinition = load_flow(flow_file) if flow_file else definition_of(record)
-        definition = build_flow(definition, registry).definition
+        definition = load_flow(flow_file) if flow_file else definition_of(record)
+        return build_flow(definition, default_registry()).definition
     except FlowDefinitionError as exc:
         for problem in exc.problems:
             typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
+
+
+def _run_again(
+    history: Path,
+    config: Path | None,
+    concurrency: int,
+    options: ExecutionOptions,
+    run: Callable[[FlowExecutor, SQLiteRunHistory, ExecutionOptions], Awaitable[FlowResult]],
+    as_json: bool,
+) -> None:
+    """Run `run` with an executor over `config`; print the result; exit 1 if it failed."""
     cfg = load_or_exit(config) if config is not None else None
     configure_logging("info", cfg.logging.format if cfg is not None else "text")
+    if config is not None:
+        options.config_path = str(config.resolve())
     if not as_json:
-        ids = {t.id for t in definition.tasks}
-        kept = [t.task_id for t in record.tasks if t.status is TaskStatus.SUCCEEDED]
-        kept = [tid for tid in kept if tid in ids]
-        if kept and record.status is not RunState.SUCCEEDED:
-            err.print(f"restored (not re-run): {escape(', '.join(kept))}")
+        options.observer = progress_printer(Console(stderr=True, highlight=False))
 
     async def execute() -> FlowResult:
         clients = FlowClients.from_config(cfg) if cfg is not None else FlowClients()
-        executor = FlowExecutor(registry, concurrency, clients)
-        options = ExecutionOptions(
-            fail_fast=fail_fast, observer=None if as_json else progress_printer(err)
-        )
+        executor = FlowExecutor(default_registry(), concurrency, clients)
         try:
             async with SQLiteRunHistory(history) as store:
-                return await resume_run(
-                    executor, store, run_id, definition=definition, options=options, force=force
-                )
+                return await run(executor, store, options)
         finally:
             executor.close()
             await clients.aclose()
@@ -326,9 +392,79 @@ def resume(
     if as_json:
         typer.echo(_as_json(result))
     else:
-        _summary(result, out)
+        _summary(result, Console())
     if not result.succeeded:
         raise typer.Exit(EXIT_FAILED)
+
+
+@runs_app.command("resume")
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run to resume.")],
+    config: ConfigOption = None,
+    flow_file: FlowFileOption = None,
+    concurrency: ConcurrencyOption = 8,
+    fail_fast: FailFastOption = False,
+    force: Annotated[
+        bool,
+        typer.Option(help="Resume a run recorded as running by a live process on this host."),
+    ] = False,
+    as_json: JsonOption = False,
+    history: HistoryOption = _DEFAULT,
+) -> None:
+    """Run RUN_ID again: its succeeded tasks are not re-run (their outputs are restored)."""
+    record = _get(history, run_id)
+    definition = _definition(record, flow_file)
+    config = _config_of(record, config)
+    if not as_json:
+        ids = {t.id for t in definition.tasks}
+        kept = [t.task_id for t in record.tasks if t.status is TaskStatus.SUCCEEDED]
+        kept = [tid for tid in kept if tid in ids]
+        if kept and record.status is not RunState.SUCCEEDED and not record.parent_run_id:
+            err = Console(stderr=True, highlight=False)
+            err.print(f"restored (not re-run): {escape(', '.join(kept))}")
+
+    async def run(
+        executor: FlowExecutor, store: SQLiteRunHistory, options: ExecutionOptions
+    ) -> FlowResult:
+        return await resume_run(
+            executor, store, run_id, definition=definition, options=options, force=force
+        )
+
+    _run_again(history, config, concurrency, ExecutionOptions(fail_fast=fail_fast), run, as_json)
+
+
+@runs_app.command("retry")
+def retry(
+    run_id: Annotated[str, typer.Argument(help="The failed or cancelled run to run anew.")],
+    config: ConfigOption = None,
+    flow_file: FlowFileOption = None,
+    concurrency: ConcurrencyOption = 8,
+    fail_fast: FailFastOption = False,
+    as_json: JsonOption = False,
+    history: HistoryOption = _DEFAULT,
+) -> None:
+    """Run RUN_ID's flow again as a new run (a new id): every task runs, with the same initial
+    context, trigger and event. The definition is the one recorded (--flow-file to use a fixed
+    file); RUN_ID itself stays as it is."""
+    record = _get(history, run_id)
+    try:
+        check_retryable(record)
+    except RunHistoryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    definition = _definition(record, flow_file)
+    config = _config_of(record, config)
+    new_id = uuid.uuid4().hex
+    if not as_json:
+        typer.echo(f"run {new_id} (a retry of run {run_id})", err=True)
+
+    async def run(
+        executor: FlowExecutor, store: SQLiteRunHistory, options: ExecutionOptions
+    ) -> FlowResult:
+        return await retry_run(executor, store, run_id, definition=definition, options=options)
+
+    options = ExecutionOptions(run_id=new_id, fail_fast=fail_fast)
+    _run_again(history, config, concurrency, options, run, as_json)
 
 
 @runs_app.command("cancel")
@@ -338,7 +474,8 @@ def cancel(
 ) -> None:
     """Cancel a running run: the process running it cancels it within a second.
 
-    A run recorded as running whose process is gone (on this host) is marked cancelled at once.
+    A run recorded as running whose process is gone (on this host) is marked cancelled at once,
+    and so are its tasks recorded as running.
     """
     record = _get(history, run_id)
     if record.status.is_final:
@@ -348,9 +485,7 @@ def cancel(
         raise typer.Exit(EXIT_INVALID)
     if owner_alive(record.owner) is False:
         reason = f"cancelled while not running ({_GONE})"
-        _with_history(
-            history, lambda h: h.finish_run(run_id, RunStatus.CANCELLED, reason, time.time())
-        )
+        _with_history(history, lambda h: mark_cancelled(h, run_id, reason))
         typer.echo(f"run {run_id} was not running ({_GONE}): marked cancelled")
         return
     if not _with_history(history, lambda h: h.request_cancel(run_id)):

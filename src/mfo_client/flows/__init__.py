@@ -3,8 +3,8 @@
 `load_flow(path)` reads a definition, `build_flow(definition, registry)` checks it against the
 task types, and `FlowExecutor(registry, concurrency, clients).execute_flow(...)` runs it. Tasks
 reach the MFO server through `FlowContext.mfo`; this package knows nothing of webhooks or the
-delivery store. Runs can be recorded in a `RunHistory` (`SQLiteRunHistory`) and resumed with
-`resume_run`.
+delivery store. Runs can be recorded in a `RunHistory` (`SQLiteRunHistory`), resumed with
+`resume_run` and run anew with `retry_run`.
 """
 
 from __future__ import annotations
@@ -32,11 +32,13 @@ from mfo_client.flows._history import (
     RunState,
     TaskRecord,
     resume_run,
+    retry_run,
 )
 from mfo_client.flows._history_sqlite import SQLiteRunHistory
 from mfo_client.flows._loader import load_flow, parse_flow
 from mfo_client.flows._registry import ENTRY_POINT_GROUP, TaskCallable, TaskFactory, TaskRegistry
 from mfo_client.flows._result import FlowResult, RunStatus, TaskResult, TaskStatus
+from mfo_client.flows._secrets import Redactor, SecretScope
 from mfo_client.flows._templates import render_config
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "FlowProblem",
     "FlowResult",
     "MissingClientError",
+    "Redactor",
     "RetrySpec",
     "RunHistory",
     "RunHistoryError",
@@ -60,6 +63,7 @@ __all__ = [
     "RunState",
     "RunStatus",
     "SQLiteRunHistory",
+    "SecretScope",
     "TaskCallable",
     "TaskDefinition",
     "TaskError",
@@ -79,6 +83,7 @@ __all__ = [
     "parse_flow",
     "render_config",
     "resume_run",
+    "retry_run",
     "run_flow",
     "to_dot",
     "to_mermaid",

@@ -3,17 +3,24 @@
 The data of a run is one mapping: the initial context at the top level (`eventName`,
 `input.dataID`) and each finished task's outputs under its id (`store_data_mfo.resourceID`).
 A task writes only its own outputs, and the executor publishes them when the task succeeds,
-so concurrent tasks never see each other half-done.
+so concurrent tasks never see each other half-done. What a task logs through `ctx.log` has the
+run's secret values replaced by `***` (see `_secrets`).
+
+Python cannot stop a thread, so a sync task that may run long should honour `ctx.deadline` and
+`ctx.cancelled` itself: the executor gives up on a timed-out or cancelled sync attempt, but its
+thread runs until the function returns.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mfo_client.flows._errors import MissingClientError
+from mfo_client.flows._secrets import Redactor, config_secrets
 
 if TYPE_CHECKING:
     import httpx
@@ -57,6 +64,8 @@ class TaskInfo:
     dependencies: tuple[str, ...] = ()
     flow: str = ""
     run_id: str = ""
+    index: int | None = None
+    """With `for_each`: the item's position in the list; None otherwise."""
 
 
 @dataclass(slots=True)
@@ -67,10 +76,16 @@ class FlowClients:
     http: httpx.AsyncClient | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     """Task-type settings from the config (`flows.tasks.<type>`), e.g. transformation rules."""
+    secrets: tuple[str, ...] = ()
+    """Secret values of the config (MFO token, passwords, webhook secrets): every run of an
+    executor holding these clients hides them from what it reports."""
+    secret_env: tuple[str, ...] = ()
+    """Environment variables any flow may read as `${VAR}`, as secrets (`flows.secrets`)."""
 
     @classmethod
     def from_config(cls, config: Config) -> FlowClients:
-        """The MFO client of the `client` section and the operator settings of `flows`."""
+        """The MFO client of the `client` section, the operator settings of `flows`, and the
+        config's secrets (values to hide, and `flows.secrets`)."""
         import httpx
 
         from mfo_client.api import AsyncMFOClient
@@ -81,6 +96,8 @@ class FlowClients:
             mfo=AsyncMFOClient.from_config(config),
             http=httpx.AsyncClient(trust_env=False),
             settings=config.flows.task_settings(),
+            secrets=config_secrets(config),
+            secret_env=tuple(config.flows.secrets),
         )
 
     async def aclose(self) -> None:
@@ -101,6 +118,8 @@ class FlowContext:
         clients: FlowClients | None = None,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         initial: Mapping[str, Any] | None = None,
+        redactor: Redactor | None = None,
+        deadline: float | None = None,
     ) -> None:
         self._data = data
         self._initial = initial if initial is not None else data
@@ -108,14 +127,18 @@ class FlowContext:
         self.task = task
         self.clients = clients or FlowClients()
         self._logger = logger
+        self._redactor = redactor
         self._log: logging.LoggerAdapter[logging.Logger] | None = None
+        self._deadline = deadline
+        self._cancelled = False
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
-        """A logger whose records carry the flow, run and task ids (made on first use)."""
+        """A logger whose records carry the flow, run and task ids, with the run's secrets
+        replaced by `***` (made on first use)."""
         if self._log is None:
             base = self._logger or logging.getLogger("mfo_client.flows")
-            self._log = logging.LoggerAdapter(
+            self._log = _RunLogger(
                 base if isinstance(base, logging.Logger) else base.logger,
                 {
                     "mfo": {
@@ -124,8 +147,26 @@ class FlowContext:
                         "task_id": self.task.id,
                     }
                 },
+                self._redactor,
             )
         return self._log
+
+    @property
+    def deadline(self) -> float | None:
+        """When this attempt times out, as a `time.monotonic()` value (the earlier of the task's
+        and the flow's timeout); None without either."""
+        return self._deadline
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the executor has given up on this attempt (timeout, cancellation,
+        fail-fast): a sync task checks it between steps and returns early, since its thread
+        cannot be stopped from outside."""
+        return self._cancelled
+
+    def _cancel(self) -> None:
+        """Called by the executor when it gives up on the attempt."""
+        self._cancelled = True
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -166,3 +207,35 @@ class FlowContext:
         if self.clients.mfo is None:
             raise MissingClientError(self.task.type)
         return self.clients.mfo
+
+
+class _RunLogger(logging.LoggerAdapter[logging.Logger]):
+    """Formats each message (and traceback) itself, so secrets are replaced before a handler
+    sees the text; without secrets it is a plain adapter."""
+
+    def __init__(
+        self, logger: logging.Logger, extra: Mapping[str, object], redactor: Redactor | None
+    ) -> None:
+        super().__init__(logger, extra)
+        self.redactor = redactor
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        redactor = self.redactor
+        if not redactor or not self.isEnabledFor(level):
+            super().log(level, msg, *args, **kwargs)
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):  # a broken format: keep everything, as text
+            text = f"{msg} {args!r}"
+        exc_info = kwargs.pop("exc_info", None)
+        if exc_info:
+            if isinstance(exc_info, BaseException):
+                exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+            elif not isinstance(exc_info, tuple):
+                exc_info = sys.exc_info()
+            if exc_info[0] is not None:
+                text += "\n" + logging.Formatter().formatException(exc_info)
+        # One frame more than the adapter's own, so the record names the task's line.
+        kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
+        super().log(level, redactor.text(text), **kwargs)

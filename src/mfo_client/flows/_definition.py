@@ -3,20 +3,45 @@
 `name`, `description`, `tasks` (each: `id`, `type`, and optional `name`, `config`,
 `successors`, `dependencies`) is the seed format and loads unchanged. The rest is optional and
 ours: per-task `retry`, `timeout`, `priority`, `when`, `for_each` and `max_parallel`, a
-flow-level `timeout`, and the `condition` and `subflow` task types (see `_control`).
-Successors and dependencies both add edges; `predecessors()` merges them.
+flow-level `timeout`, the `condition` and `subflow` task types (see `_control`), and the
+environment variables the flow's `${VAR}` may read: `secrets` (their values are hidden from
+what a run reports) and `env` (not secret); see `_secrets`. Successors and dependencies both
+add edges; `predecessors()` merges them.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from mfo_client.config import Duration
 
 __all__ = ["FlowDefinition", "RetrySpec", "TaskDefinition"]
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(name: str) -> str:
+    if not _ENV_NAME.fullmatch(name):
+        raise ValueError(
+            f'"{name}" is not an environment variable name: use letters, digits and "_", '
+            "not starting with a digit (the name alone, without ${ })"
+        )
+    return name
+
+
+_EnvName = Annotated[str, AfterValidator(_env_name)]
 
 
 class _Model(BaseModel):
@@ -64,10 +89,25 @@ class FlowDefinition(_Model):
     description: str = ""
     tasks: list[TaskDefinition] = Field(min_length=1)
     timeout: Duration | None = None
+    secrets: list[_EnvName] = Field(default_factory=list)
+    """Environment variables `${VAR}` may read whose values are secret (redacted)."""
+    env: list[_EnvName] = Field(default_factory=list)
+    """Environment variables `${VAR}` may read that are not secret."""
     source: str = Field(default="<flow>", exclude=True)
     """The file the definition came from, for messages."""
     lines: dict[str, int] = Field(default_factory=dict, exclude=True)
     """Line of each task by id, for messages (filled by the loader)."""
+
+    @field_validator("env")
+    @classmethod
+    def _once(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        both = [name for name in names if name in info.data.get("secrets", ())]
+        if both:
+            raise ValueError(
+                f"{', '.join(both)} also listed under secrets; list each variable once "
+                "(under secrets if its value must be hidden)"
+            )
+        return names
 
     def task(self, task_id: str) -> TaskDefinition:
         for task in self.tasks:

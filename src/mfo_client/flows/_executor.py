@@ -24,12 +24,19 @@ its one slot; each item has its own retries.
 History: with `ExecutionOptions(history=...)` the run's start, each task's start and final
 state, and its end are written to the history, each write awaited before the run moves on (a
 task's final state before its successors are released); the history's cancel request is polled
-every `CANCEL_POLL_INTERVAL` seconds. Without it, none of this costs anything.
+every `CANCEL_POLL_INTERVAL` seconds. Without it, none of this costs anything. A subflow's
+child is recorded too, as a run of its own linked to its parent run and task.
+
+Secrets (`_secrets`): each run has a `SecretScope`; `${VAR}` in task configs are expanded from
+it when the task is rendered, and its secret values are replaced by `***` in each task's result
+(outputs, error), so the observer, the history and the caller never see them; `data`, which
+tasks downstream read, keeps the real values.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import heapq
 import inspect
@@ -38,7 +45,7 @@ import os
 import time
 import uuid
 from collections import ChainMap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -56,8 +63,10 @@ from mfo_client.flows._control import (
 )
 from mfo_client.flows._definition import FlowDefinition, TaskDefinition
 from mfo_client.flows._errors import FlowDefinitionError, TaskError, TemplateError
+from mfo_client.flows._history import child_run_id
 from mfo_client.flows._registry import TaskCallable, TaskRegistry
 from mfo_client.flows._result import FlowResult, RunStatus, TaskResult, TaskStatus
+from mfo_client.flows._secrets import SecretScope
 from mfo_client.flows._templates import has_templates, render_config
 
 if TYPE_CHECKING:
@@ -96,6 +105,15 @@ class ExecutionOptions:
     """What started the run (e.g. a webhook trigger's name), recorded in the history."""
     event_id: str | None = None
     """The event the run is about, recorded in the history."""
+    config_path: str | None = None
+    """The config file the run uses, recorded in the history (a resume can use it again)."""
+    parent: tuple[str, str] | None = None
+    """(run id, task id) of the `subflow` task this run is the child of; set by the executor."""
+    secrets: Sequence[str] = ()
+    """Secret values to hide from what the run reports, besides its `${VAR}` secrets and the
+    clients' (`FlowClients.secrets`); see `mfo_client.flows._secrets`."""
+    environ: Mapping[str, str] | None = None
+    """Where `${VAR}` in task configs is read from; `os.environ` by default."""
 
 
 class _Run:
@@ -137,6 +155,14 @@ class _Run:
         self.unchosen: dict[str, str] = {}
         """Successors of a finished condition outside its chosen branch -> the condition."""
         self.recorded: dict[str, tuple[TaskStatus, str | None]] = {}
+        self.secrets = SecretScope.for_run(
+            definition,
+            secrets=(*executor.clients.secrets, *options.secrets),
+            secret_env=executor.clients.secret_env,
+            environ=options.environ,
+        )
+        """What `${VAR}` may read, and the values hidden from what the run reports: a task's
+        outputs and error are redacted in its result, not in `data` (tasks downstream)."""
         """What the history holds of each task (status, error): what is left to write at the end."""
 
     async def record(self, result: TaskResult) -> None:
@@ -271,10 +297,13 @@ class FlowExecutor:
                 definition.name,
                 None if source.startswith("<") else source,
                 definition.model_dump(mode="json"),
-                run.initial,
+                run.secrets.redactor.value(run.initial),
                 started,
                 trigger=options.trigger,
                 event_id=options.event_id,
+                config_path=options.config_path,
+                parent_run_id=options.parent[0] if options.parent else None,
+                parent_task_id=options.parent[1] if options.parent else None,
             )
         run.restore()
         for tid in run.tasks:
@@ -452,7 +481,7 @@ class FlowExecutor:
             if outputs.__class__ is str:
                 self._fail(run, result, outputs)
                 return
-            result.outputs = outputs
+            result.outputs = run.secrets.redactor.value(outputs)
             result.status = TaskStatus.SUCCEEDED
             run.data[tid] = outputs
         except asyncio.CancelledError:
@@ -482,7 +511,7 @@ class FlowExecutor:
             except TemplateError as exc:  # the same data will fail the same way: no retry
                 return exc.message
             except Exception as exc:
-                message = _describe(exc, task)
+                message = run.secrets.redactor.text(_describe(exc, task))
                 if attempt >= attempts or task.retry is None:
                     return message
                 delay = task.retry.delay(attempt)
@@ -545,11 +574,12 @@ class FlowExecutor:
             index = min(errors)
             self._fail(run, result, f"for_each item {index}: {errors[index]}")
             return
-        result.outputs = {"results": results}
+        run.data[task.id] = {"results": results}
+        result.outputs = run.secrets.redactor.value(run.data[task.id])
         result.status = TaskStatus.SUCCEEDED
-        run.data[task.id] = result.outputs
 
     def _fail(self, run: _Run, result: TaskResult, message: str) -> None:
+        message = run.secrets.redactor.text(message)
         result.status = TaskStatus.FAILED
         result.error = message
         run.failed = True
@@ -572,7 +602,12 @@ class FlowExecutor:
         """Async tasks on the event loop, sync tasks in the thread pool."""
         if _is_async(func):
             return await func(ctx)
-        value = await asyncio.get_running_loop().run_in_executor(self._pool(), func, ctx)
+        # In the task's context, so what the caller bound (e.g. the event and run ids that
+        # log lines carry) reaches the thread too, as it reaches async tasks.
+        context = contextvars.copy_context()
+        value = await asyncio.get_running_loop().run_in_executor(
+            self._pool(), context.run, func, ctx
+        )
         if inspect.isawaitable(value):
             value = await value
         return value
@@ -580,6 +615,7 @@ class FlowExecutor:
     async def _attempt(
         self, run: _Run, task: TaskDefinition, attempt: int, data: Mapping[str, Any]
     ) -> dict[str, Any]:
+        run.secrets.activate()  # for a run started by this task (a subflow): see `_secrets`
         if task.type in CONSTRUCTS:
             func = self._construct(run, task, data)
         elif task.id in run.funcs:  # no templates: the callable of the first attempt serves
@@ -588,7 +624,9 @@ class FlowExecutor:
             config: Mapping[str, Any] = task.config
             templated = bool(config) and has_templates(config)
             if templated:
-                config = render_config(config, data, task_id=task.id, flow=run.definition.name)
+                config = render_config(
+                    config, data, task_id=task.id, flow=run.definition.name, scope=run.secrets
+                )
             func = self.registry.get(task.type)(config)
             if not templated:
                 run.funcs[task.id] = func
@@ -601,7 +639,9 @@ class FlowExecutor:
             flow=run.definition.name,
             run_id=run.run_id,
         )
-        ctx = FlowContext(data, info, self.clients, initial=run.initial)
+        ctx = FlowContext(
+            data, info, self.clients, initial=run.initial, redactor=run.secrets.redactor
+        )
         if task.timeout is None:  # the common case skips the timeout machinery entirely
             value = await self._call(func, ctx)
         else:
@@ -656,10 +696,21 @@ class FlowExecutor:
             definition = self._child(run.definition, task, config)
         except FlowDefinitionError as exc:
             raise TaskError(f"subflow cannot run: {exc.problems[0]}") from None
+        index = data["index"] if task.for_each is not None else None
+        child_id = child_run_id(run.run_id, task.id, index)
         options = ExecutionOptions(
-            fail_fast=run.options.fail_fast, run_id=f"{run.run_id}/{task.id}"
+            fail_fast=run.options.fail_fast,
+            run_id=child_id,
+            history=run.history,
+            config_path=run.options.config_path,
+            parent=(run.run_id, task.id),
         )
-        outcome = await self.execute_flow(definition, initial, options)
+        try:
+            outcome = await self.execute_flow(definition, initial, options)
+        except asyncio.CancelledError:  # the child cannot record its end: do it for it
+            if run.history is not None:
+                await _child_cancelled(run.history, child_id)
+            raise
         if outcome.status is not RunStatus.SUCCEEDED:
             failed = [f"{r.id}: {r.error}" for r in outcome.failed_tasks()]
             raise TaskError(f"subflow {outcome.status}: {'; '.join(failed) or outcome.error}")
@@ -680,6 +731,15 @@ class FlowExecutor:
         if cached is None or cached[0] != mtime:
             cached = self._children[path] = (mtime, child_definition(parent, task, config))
         return cached[1]
+
+
+async def _child_cancelled(history: RunHistory, run_id: str) -> None:
+    from mfo_client.flows._history import mark_cancelled
+
+    try:
+        await mark_cancelled(history, run_id, "cancelled: its subflow task was cancelled")
+    except Exception:
+        _log.exception("run %s: cannot record its cancellation in the history", run_id)
 
 
 def _is_async(func: Any) -> bool:

@@ -3,6 +3,9 @@
 `payload.ref == 'refs/heads/main'`, `input.count > 3 and eventName != 'x'`, Go-style
 `.eventName == 'a'`, and the same wrapped in `{{ }}` all work. A missing variable is an error
 naming it (test for it with `x is defined`, or give a fallback with `x | default(...)`).
+
+`reads` tells which top-level names an expression uses: a `when:` on a `for_each` task that
+reads `item` or `index` is evaluated per item (see the executor).
 """
 
 from __future__ import annotations
@@ -21,9 +24,14 @@ from mfo_client.flows._template_go import (
     translate_expression,
 )
 from mfo_client.flows._template_limits import ENV
-from mfo_client.flows._templates import _materialize, _syntax_problem, _template_error
+from mfo_client.flows._templates import (
+    _materialize,
+    _references,
+    _syntax_problem,
+    _template_error,
+)
 
-__all__ = ["check_expression", "evaluate", "is_true"]
+__all__ = ["check_expression", "evaluate", "is_true", "reads"]
 
 _EMPTY = "the expression is empty; write a condition, e.g. input.count > 3"
 
@@ -49,6 +57,17 @@ def check_expression(expression: str) -> str | None:
     except (TemplateSyntaxError, WholeDataError, _EmptyError) as exc:
         return _syntax_problem(exc, expression=True)
     return None
+
+
+@functools.lru_cache(maxsize=1024)
+def reads(expression: str) -> frozenset[str]:
+    """The top-level names the expression reads (`input`, `item`), empty when it does not
+    compile (evaluating it then says why)."""
+    try:
+        translated, _ = _compile(expression)
+        return frozenset(str(chain[0]) for chain in _references(translated, True))
+    except (TemplateSyntaxError, WholeDataError, _EmptyError):
+        return frozenset()
 
 
 def evaluate(expression: str, variables: Mapping[str, Any], *, where: str) -> Any:

@@ -9,8 +9,17 @@ succeeded task is on record before any successor starts. A run whose process die
 
 `resume_run` runs a recorded run again under the same id: tasks that succeeded are not run
 again, their recorded outputs are restored for the tasks downstream, and every other task
-(failed, skipped, cancelled, or caught running by a crash) runs. Outputs and the initial
-context are kept as JSON: a value JSON cannot hold is kept as its `str()`.
+(failed, skipped, cancelled, or caught running by a crash) runs. `retry_run` starts a new run
+(a new id) of a failed or cancelled run's definition, with its initial context, trigger and
+event. Outputs and the initial context are kept as JSON (`json_text`): a mapping key that is
+not text is kept as its `str()`, and so is a value JSON cannot hold.
+
+A run also records the config file it used (`config_path`, so a resume can use it again) and,
+for the child run of a `subflow` task, its parent run and task (`parent_run_id`,
+`parent_task_id`). A child's id is `child_run_id(parent, task)`: the same on every attempt of
+the task, so a child's MFO calls keep their idempotency keys when the parent is resumed; each
+attempt runs the whole child again under that id (recorded as a resume of the child). A child
+is resumed or retried only through its parent.
 
 Cancelling goes through the history too (`request_cancel`), so another process can do it: an
 executor writing a run's history polls `cancel_requested` and cancels the run when it is set.
@@ -19,8 +28,11 @@ executor writing a run's history polls `cancel_requested` and cancels the run wh
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
+import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -40,9 +52,14 @@ __all__ = [
     "RunRecord",
     "RunState",
     "TaskRecord",
+    "check_retryable",
+    "child_run_id",
     "definition_of",
+    "json_text",
+    "mark_cancelled",
     "owner_alive",
     "resume_run",
+    "retry_run",
     "this_process",
 ]
 
@@ -111,6 +128,11 @@ class RunRecord:
     """How many times the run was resumed."""
     resumed_at: float | None = None
     cancel_requested: bool = False
+    config_path: str | None = None
+    """The config file the run (its last attempt) used, as an absolute path; None without one."""
+    parent_run_id: str | None = None
+    """For the child run of a `subflow` task: the parent's run id (and `parent_task_id`)."""
+    parent_task_id: str | None = None
     tasks: tuple[TaskRecord, ...] = ()
 
     @property
@@ -134,9 +156,13 @@ class RunHistory(Protocol):
         started_at: float,
         trigger: str | None = None,
         event_id: str | None = None,
+        config_path: str | None = None,
+        parent_run_id: str | None = None,
+        parent_task_id: str | None = None,
     ) -> None:
-        """Record a run as running. For a known `run_id` (a resume): keep its tasks and first
-        start, count the resume, take the new definition, and clear any cancel request."""
+        """Record a run as running. For a known `run_id` (a resume): keep its tasks, first
+        start, initial context, and the trigger, event and parent it had when these are None;
+        count the resume, take the new definition and config path, clear any cancel request."""
         ...
 
     async def record_task(self, run_id: str, result: TaskResult) -> None:
@@ -152,9 +178,14 @@ class RunHistory(Protocol):
         ...
 
     async def list_runs(
-        self, limit: int = 20, status: RunState | str | None = None, flow: str | None = None
+        self,
+        limit: int = 20,
+        status: RunState | str | None = None,
+        flow: str | None = None,
+        trigger: str | None = None,
+        event_id: str | None = None,
     ) -> list[RunRecord]:
-        """The latest runs first (with their tasks), optionally of one status or flow."""
+        """The latest runs first (with their tasks); each filter given must match."""
         ...
 
     async def request_cancel(self, run_id: str) -> bool:
@@ -164,6 +195,50 @@ class RunHistory(Protocol):
     async def cancel_requested(self, run_id: str) -> bool: ...
 
     async def close(self) -> None: ...
+
+
+_JSON: Final = json.JSONEncoder(default=str, separators=(",", ":"))
+"""Built once: `json.dumps` with options builds an encoder per call."""
+
+
+def json_text(value: Any) -> str:
+    """`value` as compact JSON, whatever it holds: a mapping key that is not text becomes its
+    `str()` (JSON's own spelling for numbers, booleans and None), and so does a value JSON
+    cannot hold (a path, a datetime, a set, an object; a reference cycle)."""
+    try:
+        return _JSON.encode(value)
+    except (TypeError, ValueError):  # a key JSON refuses (a tuple, bytes), or a cycle
+        return _JSON.encode(_plain(value, set()))
+
+
+def _plain(value: Any, active: set[int]) -> Any:
+    """`value` with what JSON refuses made text; `active` holds the containers being walked."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if not isinstance(value, Mapping | list | tuple):
+        return str(value)
+    if id(value) in active:
+        return str(value)  # Python's repr of a cycle: "[...]", "{...}"
+    active.add(id(value))
+    try:
+        if isinstance(value, Mapping):
+            return {_key(k): _plain(v, active) for k, v in value.items()}
+        return [_plain(v, active) for v in value]
+    finally:
+        active.discard(id(value))
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, int | float | bool):
+        return json.dumps(key)  # as JSON itself writes such a key: 1 -> "1", True -> "true"
+    return str(key)
+
+
+def child_run_id(run_id: str, task_id: str, index: int | None = None) -> str:
+    """The run id of a `subflow` task's child (of item `index` for a `for_each` task)."""
+    return f"{run_id}/{task_id}" if index is None else f"{run_id}/{task_id}[{index}]"
 
 
 def this_process() -> str:
@@ -215,6 +290,7 @@ async def resume_run(
     record = await history.get_run(run_id)
     if record is None:
         raise RunHistoryError(f'no run "{run_id}" in the run history')
+    _check_not_child(record, "resume")
     if record.status is RunState.SUCCEEDED:
         raise RunHistoryError(
             f'run "{run_id}" already succeeded; nothing to resume (start a new run instead)'
@@ -238,3 +314,93 @@ async def resume_run(
         options or ExecutionOptions(), run_id=run_id, history=history, restored=restored
     )
     return await executor.execute_flow(definition, record.initial_context, options)
+
+
+async def retry_run(
+    executor: FlowExecutor,
+    history: RunHistory,
+    run_id: str,
+    *,
+    definition: FlowDefinition | None = None,
+    options: ExecutionOptions | None = None,
+) -> FlowResult:
+    """Run a failed or cancelled run again as a new run: every task runs, under a new id.
+
+    The new run has the recorded initial context, trigger and event; `definition` replaces
+    the recorded one (a flow file fixed since). `options` gives the rest; its `run_id`, when
+    set, is the new run's id (the caller may want to print it before the run starts), else a
+    new one is made. Raises `RunHistoryError` for an unknown run, a child run, or one that
+    succeeded or is still recorded as running (resume or cancel that first).
+    """
+    from mfo_client.flows._executor import ExecutionOptions
+
+    record = await history.get_run(run_id)
+    if record is None:
+        raise RunHistoryError(f'no run "{run_id}" in the run history')
+    check_retryable(record)
+    options = options or ExecutionOptions()
+    new_id = options.run_id or uuid.uuid4().hex
+    if new_id == run_id:
+        raise RunHistoryError(f'a retry of run "{run_id}" needs a new run id (resume keeps it)')
+    options = dataclasses.replace(
+        options,
+        run_id=new_id,
+        history=history,
+        restored={},
+        trigger=record.trigger,
+        event_id=record.event_id,
+    )
+    return await executor.execute_flow(
+        definition or definition_of(record), record.initial_context, options
+    )
+
+
+def check_retryable(record: RunRecord) -> None:
+    """Raise `RunHistoryError` unless `record` is a failed or cancelled run of its own."""
+    _check_not_child(record, "retry")
+    if not record.status.is_final:
+        raise RunHistoryError(
+            f'run "{record.run_id}" is recorded as running; retry only a failed or cancelled '
+            "run (resume it, or cancel it first with mfo runs cancel)"
+        )
+    if record.status is RunState.SUCCEEDED:
+        raise RunHistoryError(
+            f'run "{record.run_id}" succeeded; retry only a failed or cancelled run '
+            "(start a new run with mfo flow run)"
+        )
+
+
+async def mark_cancelled(history: RunHistory, run_id: str, reason: str) -> None:
+    """Record `run_id` as cancelled, with each of its tasks still recorded as running: for a
+    run that cannot record its own end (its process is gone, or its parent task was cancelled)."""
+    record = await history.get_run(run_id)
+    if record is None or record.status.is_final:
+        return
+    now = time.time()
+    for task in record.tasks:
+        if not task.status.is_final:
+            await history.record_task(
+                run_id,
+                TaskResult(
+                    id=task.task_id,
+                    type=task.type,
+                    status=TaskStatus.CANCELLED,
+                    attempts=task.attempts,
+                    started_at=task.started_at,
+                    finished_at=now,
+                    outputs=dict(task.outputs),
+                    error=reason,
+                ),
+            )
+    await history.finish_run(run_id, RunStatus.CANCELLED, reason, now)
+
+
+def _check_not_child(record: RunRecord, action: str) -> None:
+    """A child run is refused: only its parent can hand its result on to the tasks after the
+    subflow task."""
+    if record.parent_run_id is not None:
+        raise RunHistoryError(
+            f'run "{record.run_id}" is the child run of task "{record.parent_task_id}" of run '
+            f'"{record.parent_run_id}"; {action} that run instead (its subflow task runs the '
+            "child again)"
+        )

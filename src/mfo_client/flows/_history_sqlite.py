@@ -1,29 +1,31 @@
 """The SQLite run history: one file, WAL mode, every write committed before its call returns.
 
-Durability. Each write is one statement in autocommit mode, so it is committed when the call
-returns; the executor awaits the write of a task's final state before releasing its successors.
-With the default `synchronous=NORMAL` a commit is in the OS page cache when it returns: it
-survives the process being killed (kill -9, a crash, OOM), the failure a resume is for, but not
-necessarily a power loss or kernel crash. `fsync=True` (`synchronous=FULL`) also syncs the WAL on
-every commit and survives those too, at the price of an fsync per task state.
+Durability. A call returns once the transaction holding its write has committed; the executor
+awaits the write of a task's final state before releasing its successors. With the default
+`synchronous=NORMAL` a commit is in the OS page cache when it returns: it survives the process
+being killed (kill -9, a crash, OOM), the failure a resume is for, but not necessarily a power
+loss or kernel crash. `fsync=True` (`synchronous=FULL`) also syncs the WAL on every commit and
+survives those too, at the price of an fsync per commit.
 
-Threads. sqlite3 blocks, so every call runs in a worker thread (`asyncio.to_thread`) on one
-shared connection, one call at a time under a lock: simple, and a history write is small next
-to a task. The connection is opened on first use (creating the parent directory) and several
-processes may share a file (WAL readers do not block the writer; a busy writer is waited for).
+Threads (`_history_writer`). sqlite3 blocks, so one thread per history owns the connection and
+runs every call, reads and writes, in the order they were made; the writes queued while a commit
+is written share the next transaction (group commit: `commits` counts them), so concurrent tasks
+share the cost of a commit and a task's `running` state never lands after its final one. The
+connection is opened on the first call (creating the parent directory) and several processes may
+share a file (WAL readers do not block the writer; a busy writer is waited for).
 
-Schema, versioned with `PRAGMA user_version`: `runs` (one row per run; `trigger` and `event_id`
-are for runs an event started) and `task_states` (one row per task of a run, replaced as the
-task moves on). JSON columns hold the definition, the initial context and the outputs.
+Schema, versioned with `PRAGMA user_version`, one step per version (a file of an older version is
+brought up to date when opened): `runs` (one row per run; `trigger` and `event_id` are for runs
+an event started, `config_path` the config a run used, `parent_run_id` and `parent_task_id` link
+a subflow's child run to its parent) and `task_states` (one row per task of a run, replaced as
+the task moves on). JSON columns hold the definition, the initial context and the outputs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -35,8 +37,10 @@ from mfo_client.flows._history import (
     RunRecord,
     RunState,
     TaskRecord,
+    json_text,
     this_process,
 )
+from mfo_client.flows._history_writer import Writer
 from mfo_client.flows._result import RunStatus, TaskResult, TaskStatus
 
 __all__ = ["SQLiteRunHistory"]
@@ -83,13 +87,21 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             PRIMARY KEY (run_id, task_id)
         ) WITHOUT ROWID""",
     ),
+    (
+        "ALTER TABLE runs ADD COLUMN config_path TEXT",
+        "ALTER TABLE runs ADD COLUMN parent_run_id TEXT",
+        "ALTER TABLE runs ADD COLUMN parent_task_id TEXT",
+        'CREATE INDEX runs_trigger ON runs ("trigger", started_at) WHERE "trigger" IS NOT NULL',
+        "DROP INDEX runs_event",
+        "CREATE INDEX runs_event ON runs (event_id, started_at) WHERE event_id IS NOT NULL",
+    ),
 )
 _VERSION: Final = len(_MIGRATIONS)
 
 _START: Final = """
     INSERT INTO runs (id, flow, flow_file, status, definition, initial_context, started_at,
-                      "trigger", event_id, owner)
-    VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
+                      "trigger", event_id, owner, config_path, parent_run_id, parent_task_id)
+    VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET
         flow = excluded.flow,
         flow_file = excluded.flow_file,
@@ -102,40 +114,27 @@ _START: Final = """
         owner = excluded.owner,
         resumes = runs.resumes + 1,
         resumed_at = excluded.started_at,
-        cancel_requested = 0
+        cancel_requested = 0,
+        config_path = excluded.config_path,
+        parent_run_id = coalesce(excluded.parent_run_id, runs.parent_run_id),
+        parent_task_id = coalesce(excluded.parent_task_id, runs.parent_task_id)
 """
 _RECORD_TASK: Final = """
     INSERT OR REPLACE INTO task_states
         (run_id, task_id, type, status, attempts, started_at, finished_at, outputs, error)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-_GET_RUN: Final = """
-    SELECT id, flow, flow_file, status, definition, initial_context, started_at, finished_at,
-           error, "trigger", event_id, owner, resumes, resumed_at, cancel_requested
-    FROM runs WHERE id = ?
+_RUN_COLUMNS: Final = """
+    id, flow, flow_file, status, definition, initial_context, started_at, finished_at, error,
+    "trigger", event_id, owner, resumes, resumed_at, cancel_requested, config_path,
+    parent_run_id, parent_task_id
 """
-_GET_TASKS: Final = """
-    SELECT run_id, task_id, type, status, attempts, started_at, finished_at, outputs, error
-    FROM task_states WHERE run_id = ?
-    ORDER BY started_at IS NULL, started_at, task_id
-"""
-_LIST_RUNS: Final = """
-    SELECT id, flow, flow_file, status, definition, initial_context, started_at, finished_at,
-           error, "trigger", event_id, owner, resumes, resumed_at, cancel_requested
-    FROM runs
-    WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR flow = ?2)
-    ORDER BY started_at DESC, id LIMIT ?3
-"""
-_LIST_TASKS: Final = """
-    SELECT run_id, task_id, type, status, attempts, started_at, finished_at, outputs, error
-    FROM task_states
-    WHERE run_id IN (
-        SELECT id FROM runs
-        WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR flow = ?2)
-        ORDER BY started_at DESC, id LIMIT ?3
-    )
-    ORDER BY run_id, started_at IS NULL, started_at, task_id
-"""
+_TASK_COLUMNS: Final = (
+    "run_id, task_id, type, status, attempts, started_at, finished_at, outputs, error"
+)
+_TASK_ORDER: Final = "ORDER BY run_id, started_at IS NULL, started_at, task_id"
+_GET_RUN: Final = f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?"  # noqa: S608 (constants)
+_GET_TASKS: Final = f"SELECT {_TASK_COLUMNS} FROM task_states WHERE run_id = ? {_TASK_ORDER}"  # noqa: S608 (constants)
 
 
 class SQLiteRunHistory:
@@ -147,9 +146,12 @@ class SQLiteRunHistory:
     def __init__(self, path: str | os.PathLike[str] = DEFAULT_HISTORY_PATH, *, fsync: bool = False):
         self.path = Path(path)
         self.fsync = fsync
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-        self._closed = False
+        self._writer = Writer(str(self.path), self._connect)
+
+    @property
+    def commits(self) -> int:
+        """Write transactions committed so far: fewer than the writes when they were batched."""
+        return self._writer.commits
 
     async def __aenter__(self) -> SQLiteRunHistory:
         return self
@@ -163,14 +165,8 @@ class SQLiteRunHistory:
         await self.close()
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._close)
-
-    def _close(self) -> None:
-        with self._lock:
-            self._closed = True
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        """Finish the calls already made, then close; later calls raise `RunHistoryError`."""
+        await self._writer.stop()
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -184,19 +180,25 @@ class SQLiteRunHistory:
         started_at: float,
         trigger: str | None = None,
         event_id: str | None = None,
+        config_path: str | None = None,
+        parent_run_id: str | None = None,
+        parent_task_id: str | None = None,
     ) -> None:
         row = (
             run_id,
             flow_name,
             flow_file,
-            _dumps(definition_json),
-            _dumps(initial_context),
+            json_text(definition_json),
+            json_text(initial_context),
             started_at,
             trigger,
             event_id,
             this_process(),
+            config_path,
+            parent_run_id,
+            parent_task_id,
         )
-        await self._call(lambda conn: conn.execute(_START, row))
+        await self._write(lambda conn: conn.execute(_START, row))
 
     async def record_task(self, run_id: str, result: TaskResult) -> None:
         row = (
@@ -207,16 +209,16 @@ class SQLiteRunHistory:
             result.attempts,
             result.started_at,
             result.finished_at,
-            _dumps(result.outputs),
+            json_text(result.outputs),
             result.error,
         )
-        await self._call(lambda conn: conn.execute(_RECORD_TASK, row))
+        await self._write(lambda conn: conn.execute(_RECORD_TASK, row))
 
     async def finish_run(
         self, run_id: str, status: RunStatus, error: str | None, finished_at: float
     ) -> None:
         state = RunState(status.value)
-        await self._call(
+        await self._write(
             lambda conn: conn.execute(
                 "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
                 (state.value, error, finished_at, run_id),
@@ -231,9 +233,9 @@ class SQLiteRunHistory:
             )
             return cursor.rowcount > 0
 
-        return await self._call(request)
+        return await self._write(request)
 
-    # --- reads ----------------------------------------------------------------------------
+    # --- reads (each inside one transaction: one snapshot of a run and its tasks) ---------
 
     async def cancel_requested(self, run_id: str) -> bool:
         def read(conn: sqlite3.Connection) -> bool:
@@ -242,58 +244,64 @@ class SQLiteRunHistory:
             ).fetchone()
             return bool(row and row[0])
 
-        return await self._call(read)
+        return await self._read(read)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         def read(conn: sqlite3.Connection) -> RunRecord | None:
-            conn.execute("BEGIN")  # one snapshot for the run and its tasks
-            try:
-                row = conn.execute(_GET_RUN, (run_id,)).fetchone()
-                tasks = conn.execute(_GET_TASKS, (run_id,)).fetchall()
-            finally:
-                conn.execute("COMMIT")
-            return None if row is None else _run(row, _tasks(tasks).get(run_id, ()))
+            row = conn.execute(_GET_RUN, (run_id,)).fetchone()
+            if row is None:
+                return None
+            tasks = conn.execute(_GET_TASKS, (run_id,)).fetchall()
+            return _run(row, _tasks(tasks).get(run_id, ()))
 
-        return await self._call(read)
+        return await self._read(read)
 
     async def list_runs(
-        self, limit: int = 20, status: RunState | str | None = None, flow: str | None = None
+        self,
+        limit: int = 20,
+        status: RunState | str | None = None,
+        flow: str | None = None,
+        trigger: str | None = None,
+        event_id: str | None = None,
     ) -> list[RunRecord]:
-        args = (None if status is None else RunState(status).value, flow, max(0, limit))
+        # Only the filters given go into the query, so each can use its index.
+        filters = (
+            ("status", None if status is None else RunState(status).value),
+            ("flow", flow),
+            ('"trigger"', trigger),
+            ("event_id", event_id),
+        )
+        terms = [f"{column} = ?" for column, value in filters if value is not None]
+        args: list[Any] = [value for _, value in filters if value is not None]
+        where = f"WHERE {' AND '.join(terms)}" if terms else ""
+        runs = f"FROM runs {where} ORDER BY started_at DESC, id LIMIT ?"
+        runs_sql = f"SELECT {_RUN_COLUMNS} {runs}"
+        in_runs = f"WHERE run_id IN (SELECT id {runs})"
+        tasks_sql = f"SELECT {_TASK_COLUMNS} FROM task_states {in_runs} {_TASK_ORDER}"  # noqa: S608 (constants and placeholders)
+        args.append(max(0, limit))
 
         def read(conn: sqlite3.Connection) -> list[RunRecord]:
-            # One snapshot, so the tasks read are those of the runs read.
-            conn.execute("BEGIN")
-            try:
-                rows = conn.execute(_LIST_RUNS, args).fetchall()
-                tasks = conn.execute(_LIST_TASKS, args).fetchall()
-            finally:
-                conn.execute("COMMIT")
+            rows = conn.execute(runs_sql, args).fetchall()
+            tasks = conn.execute(tasks_sql, args).fetchall()
             by_run = _tasks(tasks)
             return [_run(row, by_run.get(row[0], ())) for row in rows]
 
-        return await self._call(read)
+        return await self._read(read)
 
     # --- the connection -------------------------------------------------------------------
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.to_thread(self._locked, fn)
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._writer.call(fn, write=True)
 
-    def _locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            if self._closed:
-                raise RunHistoryError(f"the run history {self.path} is closed")
-            if self._conn is None:
-                self._conn = self._connect()
-            return fn(self._conn)
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._writer.call(fn, write=False)
 
     def _connect(self) -> sqlite3.Connection:
+        """Open the file (on the writer's thread) and bring its schema up to date."""
         # Runs hold event data and task outputs: readable by this user only.
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path.touch(mode=0o600, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
-        )
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -323,10 +331,6 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-
-
-def _dumps(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, default=str, separators=(",", ":"))
 
 
 def _tasks(rows: list[Any]) -> dict[str, tuple[TaskRecord, ...]]:
@@ -364,6 +368,9 @@ def _run(row: tuple[Any, ...], tasks: tuple[TaskRecord, ...]) -> RunRecord:
         resumes,
         resumed_at,
         cancel,
+        config_path,
+        parent_run_id,
+        parent_task_id,
     ) = row
     return RunRecord(
         run_id=run_id,
@@ -381,5 +388,8 @@ def _run(row: tuple[Any, ...], tasks: tuple[TaskRecord, ...]) -> RunRecord:
         resumes=resumes,
         resumed_at=resumed_at,
         cancel_requested=bool(cancel),
+        config_path=config_path,
+        parent_run_id=parent_run_id,
+        parent_task_id=parent_task_id,
         tasks=tasks,
     )

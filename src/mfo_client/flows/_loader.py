@@ -39,6 +39,8 @@ __all__ = ["graph_problems", "load_flow", "parse_flow"]
 _SET_BY_LOADER = frozenset({"source", "lines"})
 _EMPTY_MEANS_DEFAULT = ("config", "successors", "dependencies")
 """Task keys whose YAML null (`config:` with everything below commented out) means "none"."""
+_EMPTY_LISTS = ("secrets", "env")
+"""Top-level keys whose YAML null means "none", likewise."""
 _EDGE_KEYS = ("successors", "dependencies")
 _MAX_CYCLES = 10
 _MAX_LISTED = 12
@@ -108,7 +110,7 @@ def _validate(data: Any, lines: Lines, source: str) -> FlowDefinition:
         message = f"{what}; a flow is a mapping with a name and a list of tasks"
         raise FlowDefinitionError([FlowProblem(source, message, lines.get(()))])
 
-    raw = dict(data)
+    raw = {k: v for k, v in data.items() if not (k in _EMPTY_LISTS and v is None)}
     tasks = raw.get("tasks")
     spots = _Spots(source, lines, tasks if isinstance(tasks, list) else [])
     problems: list[FlowProblem] = []

@@ -11,6 +11,10 @@ error naming its dotted path, never empty text; escapes (`''.__class__...`) fail
 every render is bounded in size and in work, checked before the work is done (see
 `_template_limits`):
 rendering runs on the event loop, where no timeout can interrupt it.
+
+`${VAR}` and `${VAR:-default}` in the flow file's text are expanded here too, from the
+environment of the run's `SecretScope` (see `_template_env` for how they mix with templates
+and why data never gets expanded, `_secrets` for which variables a run may read).
 """
 
 from __future__ import annotations
@@ -33,6 +37,15 @@ from jinja2.parser import Parser
 from jinja2.runtime import Undefined
 
 from mfo_client.flows._errors import TemplateError
+from mfo_client.flows._secrets import SecretScope, current_scope
+from mfo_client.flows._template_env import (
+    ENV_DATA,
+    EnvError,
+    env_problem,
+    expand_template,
+    expand_text,
+    has_env,
+)
 from mfo_client.flows._template_go import (
     WholeDataError,
     single_expression,
@@ -76,9 +89,10 @@ def _compile(source: str) -> _Compiled:
 
 
 def has_templates(value: Any) -> bool:
-    """Whether a config value holds a template string anywhere (values only, not keys)."""
+    """Whether rendering may change a config value: it holds a template or a `${VAR}` (or
+    `$$`) anywhere (values only, not keys)."""
     if isinstance(value, str):
-        return "{{" in value or "{%" in value
+        return "{{" in value or "{%" in value or has_env(value)
     if isinstance(value, Mapping):
         return any(has_templates(v) for v in value.values())
     if isinstance(value, list | tuple):
@@ -87,30 +101,75 @@ def has_templates(value: Any) -> bool:
 
 
 def render_config(
-    config: Mapping[str, Any], variables: Mapping[str, Any], *, task_id: str, flow: str
+    config: Mapping[str, Any],
+    variables: Mapping[str, Any],
+    *,
+    task_id: str,
+    flow: str,
+    scope: SecretScope | None = None,
 ) -> dict[str, Any]:
-    """A copy of a task's config with every template string rendered against the run's data.
+    """A copy of a task's config with every template string rendered against the run's data,
+    and each `${VAR}` of its text expanded from `scope` (by default the scope of the run whose
+    task calls this, as a subflow's input does; outside a run, `${VAR}` stays as written).
 
     Raises TemplateError naming the config key, task and flow, and for a missing variable its
-    dotted path and which part of it is missing.
+    dotted path and which part of it is missing (for `${VAR}`, its name and the flow's file).
     """
     where = (task_id, flow)
-    return {key: _render(value, variables, ("config", key), where) for key, value in config.items()}
+    scope = scope if scope is not None else current_scope()
+    return {
+        key: _render(value, variables, ("config", key), where, scope)
+        for key, value in config.items()
+    }
 
 
 def _render(
-    value: Any, variables: Mapping[str, Any], path: tuple[Any, ...], where: tuple[str, str]
+    value: Any,
+    variables: Mapping[str, Any],
+    path: tuple[Any, ...],
+    where: tuple[str, str],
+    scope: SecretScope | None,
 ) -> Any:
     if isinstance(value, str):
+        if scope is not None and has_env(value):
+            return _render_env(value, variables, path, where, scope)
         if "{{" in value or "{%" in value:
             return _render_string(value, variables, path, where)
         return value
     if isinstance(value, Mapping):
-        return {k: _render(v, variables, (*path, k), where) for k, v in value.items()}
+        return {k: _render(v, variables, (*path, k), where, scope) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        items = [_render(v, variables, (*path, i), where) for i, v in enumerate(value)]
+        items = [_render(v, variables, (*path, i), where, scope) for i, v in enumerate(value)]
         return items if isinstance(value, list) else tuple(items)
     return _materialize(value)
+
+
+def _render_env(
+    source: str,
+    variables: Mapping[str, Any],
+    path: tuple[Any, ...],
+    where: tuple[str, str],
+    scope: SecretScope,
+) -> Any:
+    """A config string holding `${...}`: expanded, then rendered if it holds templates."""
+    try:
+        if "{{" not in source and "{%" not in source:
+            return expand_text(source, scope.resolve)
+        translated, values = expand_template(source, scope.resolve)
+    except EnvError as exc:
+        task_id, flow = where
+        key = _key_path(path)
+        file = "" if scope.source.startswith("<") else f" ({scope.source})"
+        details = {"variable": exc.variable} if exc.variable is not None else {}
+        raise TemplateError(
+            f'flow "{flow}"{file}, task "{task_id}", {key}: {exc.message}',
+            flow=flow,
+            task=task_id,
+            key=key,
+            **details,
+        ) from None
+    data = {**variables, ENV_DATA: values} if values else variables
+    return _render_string(translated, data, path, where)
 
 
 def _render_string(
@@ -171,7 +230,8 @@ def _fail(value: Undefined) -> NoReturn:
 
 
 def check_templates(config: Mapping[str, Any]) -> list[str]:
-    """Syntax problems of every template string in a task's config, one message each.
+    """Syntax problems of every template string (and `${VAR}`) in a task's config, one
+    message each.
 
     Each names the config key (`config.url: template syntax error on line 1: ...`).
     """
@@ -179,6 +239,8 @@ def check_templates(config: Mapping[str, Any]) -> list[str]:
 
     def visit(value: Any, path: tuple[Any, ...]) -> None:
         if isinstance(value, str):
+            if (problem := env_problem(value)) is not None:
+                problems.append(f"{_key_path(path)}: {problem}")
             if "{{" in value or "{%" in value:
                 try:
                     _compile(value)
@@ -372,7 +434,7 @@ def _reference_text(parts: tuple[Any, ...]) -> str:
 def _listing(mapping: Mapping[Any, Any]) -> str:
     if not mapping:
         return "it is empty"
-    names = sorted(str(k) for k in mapping)
+    names = sorted(str(k) for k in mapping if k != ENV_DATA)
     shown = ", ".join(names[:_MAX_LISTED])
     return f"it has: {shown}" + (
         f", and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""

@@ -1,7 +1,9 @@
 """A run as Chrome trace-event JSON: open it in chrome://tracing or Perfetto (the profiler view).
 
 Each task is one complete event ("ph": "X") on a lane of its own, so concurrent tasks show
-side by side; times are microseconds from the run's start, as the format wants.
+side by side; times are microseconds from the run's start, as the format wants. It is made from
+the run history, which the executor only ever hands redacted values (see `_secrets`), so a
+trace holds no secret either.
 """
 
 from __future__ import annotations

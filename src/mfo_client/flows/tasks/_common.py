@@ -36,7 +36,7 @@ __all__ = [
 
 C = TypeVar("C", bound="TaskConfig")
 
-_TEMPLATE = re.compile(r"\{\{|\{%")
+_TEMPLATE = re.compile(r"\{\{|\{%|\$\{")  # `${VAR}` is expanded when rendered too
 
 
 class TaskConfig(BaseModel):
