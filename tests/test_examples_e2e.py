@@ -48,6 +48,7 @@ class Client:
             "PYTHONUNBUFFERED": "1",
             "MFO_PORT": str(self.mfo_port),
             "LISTEN_PORT": str(self.listen_port),
+            "MFO_LOGGING__FORMAT": "json",
         }
         for name in ("MFO_TOKEN", "MFO_WEBHOOK_SECRET", "GITHUB_WEBHOOK_SECRET", "MFO_CONFIG"):
             self.env.pop(name, None)
@@ -161,6 +162,8 @@ def test_each_example_event_is_forwarded_and_starts_its_flows(client: Client) ->
         ("user-created", RunState.SUCCEEDED),
     ]
     by_trigger = {r.trigger: r for r in runs}
+    config_file = str((client.dir / "examples" / "config.yaml").resolve())
+    assert {r.config_path for r in runs} == {config_file}  # so `mfo runs resume` reaches the server
     assert by_trigger["github-push"].event_id == event_ids["push.new_branch.json"]
     listed = client.mfo("runs", "list", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -184,6 +187,16 @@ def test_each_example_event_is_forwarded_and_starts_its_flows(client: Client) ->
         assert resource_id in resources
         (message,) = [m for m in messages if resource_id in m]
         assert "Codertocat/Hello-World" in message and "by Codertocat" in message
+    # The run's log lines (JSON here) carry the event and run ids, the task's own lines too.
+    logged = [
+        json.loads(line) for line in client.log.read_text().splitlines() if line.startswith("{")
+    ]
+    run = by_trigger["user-created"]
+    task_lines = [r for r in logged if r.get("task_id") == "log_event_task"]
+    assert task_lines and all(
+        (r["event_id"], r["run_id"], r["trigger"]) == (run.event_id, run.run_id, "user-created")
+        for r in task_lines
+    ), task_lines
     notify = by_trigger["user-created"].task("send_notification_task")
     assert notify is not None
     notification = client.get(f"/api/notifications/{notify.outputs['notificationID']}")

@@ -342,3 +342,31 @@ def test_a_broken_trigger_stops_the_start_with_every_problem(tmp_path: Path) -> 
     assert text.startswith("the triggers cannot run:")
     assert "triggers[missing].flow: no flow file" in text
     assert "triggers[bad].dedupe:" in text
+
+
+async def test_a_trigger_runs_at_most_its_concurrency_at_once(tmp_path: Path, mfo_url: str) -> None:
+    state = {"now": 0, "most": 0, "served": 0}
+
+    async def counted(_: Request) -> JSONResponse:
+        state["now"] += 1
+        state["most"] = max(state["most"], state["now"])
+        await asyncio.sleep(0.2)
+        state["now"] -= 1
+        state["served"] += 1
+        return JSONResponse({"ok": True})
+
+    with run_app(Starlette(routes=[Route("/count", counted)])) as count_url:
+        trigger = {
+            "name": "limited",
+            "flow": flow_file(tmp_path, "fetch", FETCH_FLOW),
+            "concurrency": 2,
+        }
+        flows = {"tasks": {"http_get_task": {"allow_hosts": ["127.0.0.1"]}}}
+        config = make_config(tmp_path, mfo_url, [trigger], flows=flows)
+        with run_service(config) as (url, _):
+            body = seed_event("fetch", {"url": f"{count_url}/count"})
+            answers = await asyncio.gather(*(post(url, body, f"d-{n}") for n in range(6)))
+            records = [await finished(config, a.json()["runs"][0]["run_id"]) for a in answers]
+    assert all(r.status is RunState.SUCCEEDED for r in records)
+    assert state["served"] == 6
+    assert state["most"] == 2  # never more than the trigger's concurrency, and it was reached

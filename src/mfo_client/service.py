@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ __all__ = [
     "runner_settings",
     "serve",
     "task_registry",
+    "work",
 ]
 
 _log = logging.getLogger("mfo_client.service")
@@ -85,9 +87,10 @@ def forwarder_settings(config: Config) -> ForwarderSettings:
     )
 
 
-def runner_settings(config: Config) -> RunnerSettings:
+def runner_settings(config: Config, config_path: str | None = None) -> RunnerSettings:
     flows, delivery = config.flows, config.delivery
     return RunnerSettings(
+        config_path=config_path,
         max_runs=flows.max_runs,
         lease_time=flows.lease_time.total_seconds(),
         initial_backoff=delivery.initial_backoff.total_seconds(),
@@ -155,7 +158,11 @@ def _run_answer(trigger: str, run_id: str, outcome: RunOutcome | None) -> dict[s
 class Service:
     """Listener + forwarders + store, built from one configuration."""
 
-    def __init__(self, config: Config, *, workers: bool = True) -> None:
+    def __init__(
+        self, config: Config, *, workers: bool = True, config_path: str | None = None
+    ) -> None:
+        """`config_path` (the file `config` came from) is recorded with each triggered run,
+        so `mfo runs resume` reaches the same MFO server."""
         self.config = config
         self.sources = build_sources(list(config.webhook_listener.effective_sources()))
         client = config.client
@@ -195,7 +202,7 @@ class Service:
                 self.triggers,
                 executor,
                 self.history,
-                runner_settings(config),
+                runner_settings(config, config_path),
                 metrics=self.metrics,
             )
         dispatch = TriggerDispatch(self.triggers, self.runner) if len(self.triggers) else None
@@ -325,7 +332,11 @@ def _uvicorn(app: Starlette, config: Config) -> _Server:
 
 
 def serve(
-    config: Config, *, workers: bool = True, on_ready: Callable[[str], None] | None = None
+    config: Config,
+    *,
+    workers: bool = True,
+    on_ready: Callable[[str], None] | None = None,
+    config_path: str | None = None,
 ) -> None:
     """Run the main job in the foreground until SIGINT/SIGTERM.
 
@@ -334,7 +345,7 @@ def serve(
     intake stops, requests in progress finish, forwarders hand back what they hold, and the
     store is closed.
     """
-    service = Service(config, workers=workers)
+    service = Service(config, workers=workers, config_path=config_path)
     listener, metrics = config.webhook_listener, config.metrics
     sock = bind_socket(listener.host, listener.port)
     servers = [(_uvicorn(service.app, config), sock)]
@@ -357,6 +368,51 @@ def serve(
             if on_ready is not None:
                 on_ready(url_for(listener.host, sock.getsockname()[1]))
             await asyncio.gather(*(server.serve(sockets=[s]) for server, s in servers))
+        finally:
+            await service.stop()
+            for _, s in servers:
+                s.close()
+
+    asyncio.run(main())
+
+
+def work(
+    config: Config,
+    *,
+    on_ready: Callable[[], None] | None = None,
+    config_path: str | None = None,
+) -> None:
+    """Run forwarders and flow runners without a listener until SIGINT/SIGTERM (`mfo worker`).
+
+    Several workers share a store's work when the store is shared (Redis); an SQLite store is
+    one process's, so there the worker replaces `mfo serve`'s own workers. Metrics are served
+    when `metrics.port` is set.
+    """
+    service = Service(config, workers=True, config_path=config_path)
+    metrics = config.metrics
+    servers: list[tuple[_Server, socket.socket]] = []
+    if metrics.enabled and metrics.port is not None:
+        host = metrics.host or config.webhook_listener.host
+        servers.append((_uvicorn(service.metrics_app, config), bind_socket(host, metrics.port)))
+
+    async def main() -> None:
+        stopping = asyncio.Event()
+
+        def on_signal() -> None:
+            stopping.set()
+            for server, _ in servers:
+                server.should_exit = True
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        await service.start()
+        try:
+            if on_ready is not None:
+                on_ready()
+            await asyncio.gather(
+                stopping.wait(), *(server.serve(sockets=[s]) for server, s in servers)
+            )
         finally:
             await service.stop()
             for _, s in servers:

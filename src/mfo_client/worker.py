@@ -67,6 +67,8 @@ class RunnerSettings:
     max_backoff: float = 300.0
     grace: float = 10.0
     """Seconds runs in progress may take to finish when the runner stops."""
+    config_path: str | None = None
+    """The config file the runs use, recorded so `mfo runs resume` can use it again."""
 
     def retry_delay(self, attempts: int) -> float:
         base: float = min(self.max_backoff, self.initial_backoff * 2.0 ** min(attempts - 1, 32))
@@ -308,6 +310,7 @@ class FlowRunner:
             trigger=trigger.name,
             event_id=lease.event_id,
             observer=self._observer(trigger.name),
+            config_path=self.settings.config_path,
         )
         definition = trigger.flow.definition
         if self.metrics is not None:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from mfo_client.cli import _config, _devserver, _flow, _flow_run, _outbox, _runs, _send, _serve  # noqa: F401  (registers the commands)
+from mfo_client.cli import (  # noqa: F401  (registers the commands)
+    _config,
+    _devserver,
+    _flow,
+    _flow_run,
+    _outbox,
+    _runs,
+    _send,
+    _serve,
+    _worker,
+)
 from mfo_client.cli._app import app
 
 __all__ = ["app", "main"]

@@ -41,7 +41,9 @@ def serve(
             typer.echo(f"flow runs are recorded in {cfg.flows.history} (mfo runs list)", err=True)
 
     try:
-        run_service(cfg, workers=not no_workers, on_ready=announce)
+        run_service(
+            cfg, workers=not no_workers, on_ready=announce, config_path=str(config.resolve())
+        )
     except (SourceError, StoreError, ServiceConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
