@@ -15,7 +15,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from mfo_client.flows.tasks import builtin_registry
 from mfo_client.observability import CONTENT_TYPE_LATEST, Metrics
 from mfo_client.triggers import TriggerError, Triggers, load_triggers
 from mfo_client.webhook import build_sources, create_webhook_app
-from mfo_client.worker import FlowRunner, RunnerSettings, RunOutcome
+from mfo_client.worker import FlowRunner, RunnerSettings, RunOutcome, wait_for_run
 
 __all__ = [
     "Service",
@@ -113,9 +113,14 @@ class TriggerDispatch:
     """The listener's side of the triggers: which flow jobs an event asks for, and the
     synchronous answer of `respond: outputs` triggers."""
 
-    def __init__(self, triggers: Triggers, runner: FlowRunner | None) -> None:
+    def __init__(
+        self,
+        triggers: Triggers,
+        wait_for: Callable[[str, float], Awaitable[RunOutcome | None]],
+    ) -> None:
+        """`wait_for(run_id, timeout)` tells how a run ended (None: not yet)."""
         self.triggers = triggers
-        self.runner = runner
+        self.wait_for = wait_for
 
     def plan(self, item: IncomingEvent) -> list[FlowJob]:
         return self.triggers.plan(item)
@@ -129,10 +134,9 @@ class TriggerDispatch:
             trigger = self.triggers.get(job.trigger)
             if trigger is not None and trigger.config.respond == "outputs":
                 waits.append((job.trigger, job.id, trigger.config.respond_timeout.total_seconds()))
-        if not waits or self.runner is None:
+        if not waits:
             return None
-        runner = self.runner
-        outcomes = await asyncio.gather(*(runner.wait_for(rid, t) for _, rid, t in waits))
+        outcomes = await asyncio.gather(*(self.wait_for(rid, t) for _, rid, t in waits))
         runs = [
             _run_answer(name, rid, o) for (name, rid, _), o in zip(waits, outcomes, strict=True)
         ]
@@ -205,7 +209,16 @@ class Service:
                 runner_settings(config, config_path),
                 metrics=self.metrics,
             )
-        dispatch = TriggerDispatch(self.triggers, self.runner) if len(self.triggers) else None
+        dispatch: TriggerDispatch | None = None
+        if self.history is not None:
+            # A listener without workers waits on the run history, which the workers write.
+            history = self.history
+            wait_for = (
+                self.runner.wait_for
+                if self.runner is not None
+                else (lambda run_id, timeout: wait_for_run(history, run_id, timeout))
+            )
+            dispatch = TriggerDispatch(self.triggers, wait_for)
         metrics_cfg = config.metrics
         metrics_route = Route(metrics_cfg.path, self._metrics_endpoint)
         self.metrics_app = Starlette(routes=[metrics_route])

@@ -48,7 +48,7 @@ from mfo_client.flows import (
 from mfo_client.observability import Metrics
 from mfo_client.triggers import Trigger, Triggers
 
-__all__ = ["FlowRunner", "RunOutcome", "RunnerSettings"]
+__all__ = ["FlowRunner", "RunOutcome", "RunnerSettings", "wait_for_run"]
 
 _log = logging.getLogger("mfo_client.worker")
 _IDLE_WAIT = 5.0
@@ -161,22 +161,13 @@ class FlowRunner:
     async def wait_for(self, run_id: str, timeout: float) -> RunOutcome | None:
         """How `run_id` ended, waiting up to `timeout` seconds; None if it has not ended.
 
-        A run of this process wakes the waiter when it ends; a run elsewhere (another worker)
-        is seen in the run history, which is looked at every quarter second.
+        A run of this process wakes the waiter as it ends; one that another worker runs is
+        seen in the run history (see `wait_for_run`).
         """
         future: asyncio.Future[RunOutcome] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(run_id, []).append(future)
-        deadline = time.monotonic() + timeout
         try:
-            while True:
-                record = await self.history.get_run(run_id)
-                if record is not None and record.status.is_final:
-                    return RunOutcome.of_record(record)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                with contextlib.suppress(TimeoutError):
-                    return await asyncio.wait_for(asyncio.shield(future), min(left, _POLL))
+            return await wait_for_run(self.history, run_id, timeout, future)
         finally:
             waiters = self._waiters.get(run_id, [])
             if future in waiters:
@@ -388,6 +379,33 @@ class FlowRunner:
             await self.store.dead_letter(lease, f"gave up after {attempt} attempts: {error}")
             return
         await self.store.retry_later(lease, error, self.settings.retry_delay(attempt))
+
+
+async def wait_for_run(
+    history: RunHistory,
+    run_id: str,
+    timeout: float,
+    ended: asyncio.Future[RunOutcome] | None = None,
+) -> RunOutcome | None:
+    """How `run_id` ended, waiting up to `timeout` seconds; None if it has not ended by then.
+
+    The run history is looked at every quarter second, so this works whichever process runs
+    the run (a listener waiting for a worker's run, on a shared store); `ended`, resolved by a
+    runner of this process, ends the wait sooner.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        record = await history.get_run(run_id)
+        if record is not None and record.status.is_final:
+            return RunOutcome.of_record(record)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        if ended is None:
+            await asyncio.sleep(min(left, _POLL))
+            continue
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(asyncio.shield(ended), min(left, _POLL))
 
 
 def _interrupted(record: RunRecord) -> bool:
