@@ -42,6 +42,20 @@ def _merge_extra(
     return event_dict
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record is emitted, not the stream it was when
+    logging was configured: a replaced stderr (a test runner's capture, a daemon's redirect)
+    that was closed since would otherwise make every later record a logging error."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str = "info", fmt: Literal["text", "json"] | str = "text") -> None:
     """Route the whole `logging` tree through structlog at `level`, as `text` or `json`."""
     numeric = _LEVELS.get(level.lower(), logging.INFO)
@@ -62,7 +76,7 @@ def configure_logging(level: str = "info", fmt: Literal["text", "json"] | str = 
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
