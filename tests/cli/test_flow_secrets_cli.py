@@ -113,7 +113,9 @@ def test_dry_run_shows_secrets_as_stars(tmp_path: Path) -> None:
     flow.write_text(FLOW, encoding="utf-8")
     token = "cli_" + secrets.token_hex(16)
     env = {"CLI_TOKEN": token, "BASE_URL": "http://127.0.0.1:9"}
-    dry = runner.invoke(app, ["flow", "run", str(flow), "--dry-run"], env=env)
+    dry = runner.invoke(
+        app, ["flow", "run", str(flow), "--dry-run", "--input", "input.key=k"], env=env
+    )
     assert dry.exit_code == 0, dry.output
     shown = " ".join(dry.stdout.split())  # as one line, however the console wrapped it
     assert '"Authorization": "Bearer ***"' in shown

@@ -70,7 +70,8 @@ def validate(
 ) -> None:
     """Check each FILE: its YAML, keys, task graph, task types and task configs.
 
-    Prints "FILE: ok (N tasks)" for each valid file; exits 2 with every problem on stderr.
+    Prints "FILE: ok (N tasks)" for each valid file (and its warnings on stderr); exits 2 with
+    every problem on stderr.
     """
     registry = default_registry()
     failed = False
@@ -84,6 +85,8 @@ def validate(
             continue
         count = len(built.definition.tasks)
         typer.echo(f"{file}: ok ({count} task{'' if count == 1 else 's'})")
+        for warning in built.warnings:
+            typer.echo(f"warning: {warning}", err=True)
     if failed:
         raise typer.Exit(EXIT_INVALID)
 

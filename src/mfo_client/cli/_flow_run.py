@@ -1,7 +1,9 @@
 """`mfo flow run`: run one flow file locally, with live progress and a summary.
 
 Exit codes: 0 the flow succeeded, 1 it failed (or was cancelled), 2 the definition or the
-input cannot be used.
+input cannot be used. With `--dry-run`: 0 every task can run with the input given (values that
+upstream tasks produce are shown as filled at run time), 2 the definition is invalid or an input
+is missing (or a task reads the output of a task it does not depend on).
 
 The run is recorded in the run history (`--history`, default `.mfo/runs.db`; `--no-history`
 to skip it), so a failed or killed run can be resumed with `mfo runs resume RUN_ID`.
@@ -39,11 +41,11 @@ from mfo_client.flows import (
     SQLiteRunHistory,
     TaskResult,
     TaskStatus,
-    TemplateError,
     build_flow,
     load_flow,
-    render_config,
 )
+from mfo_client.flows._executor import hidden_keys
+from mfo_client.flows._preview import preview_flow
 from mfo_client.flows._secrets import SecretScope, config_secrets
 from mfo_client.observability import configure_logging
 
@@ -104,30 +106,40 @@ def _initial(input_file: Path | None, pairs: list[str]) -> dict[str, Any]:
     return parse_inputs(pairs, base)
 
 
-def _dry_run(built: BuiltFlow, initial: dict[str, Any], out: Console, cfg: Config | None) -> None:
-    """Render what can be rendered and say what each task would do; nothing runs.
+def _dry_run(built: BuiltFlow, initial: dict[str, Any], out: Console, cfg: Config | None) -> int:
+    """Render what can be rendered and say what each task would do; nothing runs. Returns the
+    exit code: 2 when the run would fail on its input (each problem also on stderr).
 
     `${VAR}` are expanded as a run would (with the config's `flows.secrets`), secrets shown as
-    `***`.
+    `***`; what upstream tasks produce is shown as `<filled at run time: task.key>`.
     """
     scope = SecretScope.for_run(
         built.definition,
         secrets=config_secrets(cfg) if cfg is not None else (),
         secret_env=cfg.flows.secrets if cfg is not None else (),
     )
-    for tid in built.order:
-        task = built.task(tid)
-        deps = ", ".join(sorted(built.predecessors[tid])) or "-"
-        out.print(f"[bold]{tid}[/] ({task.type}) after: {deps}")
-        try:
-            config = render_config(task.config, initial, task_id=tid, flow=built.name, scope=scope)
-            shown = json.dumps(scope.redactor.value(config), default=str)
-            out.print(f"  config: {escape(shown)}")
-        except TemplateError as exc:
-            out.print(f"  config (as written): {escape(json.dumps(task.config, default=str))}")
-            out.print(f"  [dim]rendered when it runs: {escape(exc.message)}[/]")
-        if task.when is not None:
-            out.print(f"  when: {escape(task.when)}")
+    previews, problems = preview_flow(built, initial, scope)
+    for preview in previews:
+        deps = ", ".join(preview.after) or "-"
+        out.print(f"[bold]{escape(preview.id)}[/] ({escape(preview.type)}) after: {deps}")
+        out.print(f"  config: {escape(json.dumps(preview.config, default=str))}")
+        for note in preview.notes:
+            out.print(f"  [dim]rendered when it runs: {escape(note)}[/]")
+        if preview.when is not None:
+            out.print(f"  when: {escape(preview.when)}")
+        for problem in preview.problems:
+            out.print(f"  [red]error: {escape(problem)}[/]")
+        problems += preview.problems
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    if problems:
+        count = len(problems)
+        typer.echo(
+            f"dry run: {count} problem{'s' if count > 1 else ''}: the run would fail",
+            err=True,
+        )
+        return EXIT_INVALID
+    return 0
 
 
 def progress_printer(err: Console) -> Callable[[TaskResult], None]:
@@ -209,9 +221,16 @@ def run(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
     cfg = load_or_exit(config) if config is not None else None
+    for warning in built.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if dry_run:
-        _dry_run(built, initial, out, cfg)
+        code = _dry_run(built, initial, out, cfg)
+        if code:
+            raise typer.Exit(code)
         return
+    if (clash := hidden_keys(built.definition, initial)) is not None:
+        typer.echo(f"error: {clash}", err=True)
+        raise typer.Exit(EXIT_INVALID)
     configure_logging("info", cfg.logging.format if cfg is not None else "text")
 
     progress = None if as_json else progress_printer(err)

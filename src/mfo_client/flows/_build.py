@@ -9,10 +9,15 @@ again with the rendered config just before the task runs.
 A factory's error becomes one problem per line: a pydantic `ValidationError` one per error, an
 error carrying `problems` as `(key path, message)` pairs (the built-in tasks' config error) one
 per pair, any other `ValueError` or `TaskError` one for the config as a whole.
+
+Warnings do not stop a build: a task named `input` or `event` (`RESERVED_INPUTS`) is fine for
+`mfo flow run` without those inputs, but a trigger's default initial context has both, and a
+run whose initial context has a key named like a task refuses to start (see the executor).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -45,7 +50,10 @@ from mfo_client.flows._errors import (
 from mfo_client.flows._loader import graph_problems
 from mfo_client.flows._registry import TaskCallable, TaskRegistry
 
-__all__ = ["BuiltFlow", "build_flow"]
+__all__ = ["RESERVED_INPUTS", "BuiltFlow", "build_flow"]
+
+RESERVED_INPUTS = ("event", "input")
+"""Top-level keys of the initial context a trigger gives a flow by default (`triggers`)."""
 
 _TEMPLATES = "mfo_client.flows._templates"
 _EXPRESSIONS = "mfo_client.flows._expressions"
@@ -65,6 +73,8 @@ class BuiltFlow:
     """Every task id once, each after all its predecessors; file order among tasks of a level."""
     callables: Mapping[str, TaskCallable]
     """What each task's factory returned at build time, from the config as written."""
+    warnings: tuple[FlowProblem, ...] = ()
+    """What may go wrong though the flow is valid (a task named like a trigger's input)."""
 
     @property
     def name(self) -> str:
@@ -84,7 +94,19 @@ def build_flow(definition: FlowDefinition, registry: TaskRegistry) -> BuiltFlow:
     """
     source = definition.source
     files = () if source.startswith("<") else (os.path.realpath(source),)
-    return _build(definition, registry, files, 0)
+    built = _build(definition, registry, files, 0)
+    warnings = tuple(
+        FlowProblem(
+            source,
+            f'a task named "{task.id}" hides the initial context\'s key "{task.id}", which a '
+            "trigger gives every flow by default: such a run refuses to start; rename the task",
+            definition.lines.get(task.id),
+            f"tasks[{task.id}].id",
+        )
+        for task in definition.tasks
+        if task.id in RESERVED_INPUTS
+    )
+    return dataclasses.replace(built, warnings=warnings) if warnings else built
 
 
 def _build(

@@ -19,7 +19,23 @@ but go through the same attempt (timeout, retries) as any task. A subflow runs i
 slots, so the parent's slot held by the waiting subflow task is never one the child needs (no
 deadlock at any concurrency or depth; the tasks in flight are at most `concurrency` per level).
 A task with `for_each` runs its attempt once per item, at most `max_parallel` at once, inside
-its one slot; each item has its own retries.
+its one slot; each item has its own retries. Its `when:` filters the items when it reads `item`
+or `index` (a false one skips that item, whose result is None), and otherwise gates the whole
+task before its list is evaluated.
+
+Tasks that do not stop when told to: Python cannot stop a thread, so a sync attempt that times
+out (or is cancelled) is abandoned with its thread still running, logged once, and its
+`ctx.cancelled` set; a retry first waits for that thread to end, within its own timeout, so two
+copies of a task never run at once, and the flow's timeout or a cancel still ends the run. An
+async task that swallows its cancellation is waited for `CANCEL_GRACE` seconds, then recorded as
+cancelled (or timed out) and left behind, logged.
+
+A task named like a top-level key of the initial context (`input`, `event`) would hide that
+key from every task after it: such a run fails at its start, saying so (`hidden_keys`).
+
+Each definition's graph (predecessors, successors, counts) is analysed once and kept for its
+next runs (`_Graph`): a run allocates little per task, so a big run does not wake the garbage
+collector's full passes (the 10,000-task benchmarks cost about 10x the 1,000-task ones).
 
 History: with `ExecutionOptions(history=...)` the run's start, each task's start and final
 state, and its end are written to the history, each write awaited before the run moves on (a
@@ -45,8 +61,8 @@ import os
 import time
 import uuid
 from collections import ChainMap
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -72,7 +88,7 @@ from mfo_client.flows._templates import has_templates, render_config
 if TYPE_CHECKING:
     from mfo_client.flows._history import RunHistory
 
-__all__ = ["ExecutionOptions", "FlowExecutor", "run_flow"]
+__all__ = ["ExecutionOptions", "FlowExecutor", "hidden_keys", "run_flow"]
 
 _log = logging.getLogger("mfo_client.flows")
 
@@ -82,6 +98,10 @@ _UPSTREAM_SKIPPED = "skipped: every upstream task was skipped by its condition"
 
 CANCEL_POLL_INTERVAL = 0.5
 """Seconds between two checks of the run history's cancel request."""
+_GRAPHS_KEPT = 64
+CANCEL_GRACE = 5.0
+"""Seconds a cancelled async task may take to end. One that ignores its cancellation longer is
+recorded as cancelled and left behind (logged), so it cannot hold up a timeout or a cancel."""
 
 
 @dataclass(slots=True)
@@ -116,6 +136,40 @@ class ExecutionOptions:
     """Where `${VAR}` in task configs is read from; `os.environ` by default."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Graph:
+    """What every run of a definition shares: built once, read-only (see `FlowExecutor._graph`)."""
+
+    tasks: Mapping[str, TaskDefinition]
+    order: Mapping[str, int]
+    """Position in the file: the tie-break among ready tasks of the same priority."""
+    preds: Mapping[str, tuple[str, ...]]
+    succs: Mapping[str, tuple[str, ...]]
+    waiting: dict[str, int]
+    """Predecessors per task: each run counts down its own copy."""
+
+    @classmethod
+    def of(cls, definition: FlowDefinition) -> _Graph:
+        tasks = {t.id: t for t in definition.tasks}
+        order = {t.id: i for i, t in enumerate(definition.tasks)}
+        preds = {
+            tid: tuple(sorted(p, key=order.__getitem__))
+            for tid, p in definition.predecessors().items()
+        }
+        succs: dict[str, list[str]] = {tid: [] for tid in tasks}
+        for tid, ps in preds.items():
+            for p in ps:
+                succs[p].append(tid)
+        # Tuples of strings, unlike lists, leave the garbage collector's view at its first pass.
+        return cls(
+            tasks,
+            order,
+            preds,
+            {tid: tuple(s) for tid, s in succs.items()},
+            {tid: len(ps) for tid, ps in preds.items()},
+        )
+
+
 class _Run:
     """The state of one execution; lives only inside `execute_flow`."""
 
@@ -132,15 +186,12 @@ class _Run:
         self.run_id = options.run_id or uuid.uuid4().hex
         self.initial = copy.deepcopy(dict(initial))
         self.data: dict[str, Any] = dict(self.initial)
-        self.tasks = {t.id: t for t in definition.tasks}
-        self.order = {t.id: i for i, t in enumerate(definition.tasks)}
-        preds = definition.predecessors()
-        self.preds = {tid: tuple(sorted(p, key=self.order.__getitem__)) for tid, p in preds.items()}
-        self.succs: dict[str, list[str]] = {tid: [] for tid in self.tasks}
-        for tid, ps in self.preds.items():
-            for p in ps:
-                self.succs[p].append(tid)
-        self.waiting = {tid: len(ps) for tid, ps in self.preds.items()}
+        graph = executor._graph(definition)
+        self.tasks = graph.tasks
+        self.order = graph.order
+        self.preds = graph.preds
+        self.succs = graph.succs
+        self.waiting = graph.waiting.copy()
         self.results = {t.id: TaskResult(id=t.id, type=t.type) for t in definition.tasks}
         self.ready: list[tuple[int, int, str]] = []
         self.running: dict[asyncio.Task[None], str] = {}
@@ -155,6 +206,8 @@ class _Run:
         self.unchosen: dict[str, str] = {}
         """Successors of a finished condition outside its chosen branch -> the condition."""
         self.recorded: dict[str, tuple[TaskStatus, str | None]] = {}
+        self.deadline: float | None = None
+        """When the flow's timeout ends the run, as `time.monotonic()`; tasks see it."""
         self.secrets = SecretScope.for_run(
             definition,
             secrets=(*executor.clients.secrets, *options.secrets),
@@ -265,7 +318,19 @@ class FlowExecutor:
         self.clients = clients or FlowClients()
         self._threads: ThreadPoolExecutor | None = None
         self._children: dict[str, tuple[int, FlowDefinition]] = {}
+        self._graphs: dict[int, tuple[FlowDefinition, _Graph]] = {}
+        """The graph of each definition run lately, by identity (the definition is kept, so
+        its id is not reused): a flow run again and again is not analysed again."""
         """Subflow files by path, with the modification time they were read at."""
+
+    def _graph(self, definition: FlowDefinition) -> _Graph:
+        cached = self._graphs.pop(id(definition), None)
+        if cached is None or cached[0] is not definition:
+            cached = (definition, _Graph.of(definition))
+            if len(self._graphs) >= _GRAPHS_KEPT:
+                del self._graphs[next(iter(self._graphs))]  # the least recently run
+        self._graphs[id(definition)] = cached
+        return cached[1]
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._threads is None:
@@ -290,6 +355,8 @@ class FlowExecutor:
         timeout = options.timeout
         if timeout is None and definition.timeout is not None:
             timeout = definition.timeout.total_seconds()
+        if timeout is not None:
+            run.deadline = time.monotonic() + timeout
         if run.history is not None:
             source = definition.source
             await run.history.start_run(
@@ -305,15 +372,20 @@ class FlowExecutor:
                 parent_run_id=options.parent[0] if options.parent else None,
                 parent_task_id=options.parent[1] if options.parent else None,
             )
-        run.restore()
-        for tid in run.tasks:
-            if run.results[tid].status is TaskStatus.PENDING and run.waiting[tid] == 0:
-                run.resolve(tid)
-        # Restored tasks release their successors once the roots are resolved.
-        for tid in run.options.restored:
-            if tid in run.tasks:
-                run.finish(tid)
-        error: str | None = None
+        error = hidden_keys(definition, run.initial)
+        if error is not None:  # no task runs: the run fails, on record, saying why
+            for result in run.results.values():
+                result.status = TaskStatus.SKIPPED
+                result.error = "skipped: the run did not start"
+        else:
+            run.restore()
+            for tid in run.tasks:
+                if run.results[tid].status is TaskStatus.PENDING and run.waiting[tid] == 0:
+                    run.resolve(tid)
+            # Restored tasks release their successors once the roots are resolved.
+            for tid in run.options.restored:
+                if tid in run.tasks:
+                    run.finish(tid)
         cancelled = False
         poller = asyncio.create_task(self._poll_cancel(run)) if run.history is not None else None
         try:
@@ -447,7 +519,23 @@ class FlowExecutor:
         tasks = list(run.running)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            done, late = await asyncio.wait(tasks, timeout=CANCEL_GRACE)
+            for task in done:
+                _retrieve(task)
+            for task in late:  # it swallows CancelledError: leave it behind, detached
+                task.add_done_callback(_retrieve)
+                tid = run.running[task]
+                run.results[tid] = copy.copy(run.results[tid])
+                _log.warning(
+                    "task %s ignored its cancellation for %gs; recorded as cancelled and left "
+                    "running (an async task must let CancelledError propagate)",
+                    tid,
+                    CANCEL_GRACE,
+                    extra={
+                        "mfo": {"flow": run.definition.name, "run_id": run.run_id, "task_id": tid}
+                    },
+                )
         for task in tasks:
             result = run.results[run.running.pop(task)]
             if result.status in (TaskStatus.RUNNING, TaskStatus.CANCELLED):
@@ -464,7 +552,7 @@ class FlowExecutor:
         try:
             if run.history is not None:
                 await run.record(result)
-            if task.when is not None:
+            if task.when is not None and not _per_item(task):
                 try:
                     go = self._when(run, task)
                 except Exception as exc:  # a broken condition fails its task, loudly
@@ -489,11 +577,12 @@ class FlowExecutor:
             result.error = result.error or "cancelled"
             raise
         finally:
-            result.finished_at = time.time()
-            run.notify(result)
-            # Durable before the successors start; a cancelled task is written at the end.
-            if run.history is not None and result.status is not TaskStatus.CANCELLED:
-                await run.record(result)
+            if run.results[tid] is result:  # else left behind by `_cancel_all`: nothing to say
+                result.finished_at = time.time()
+                run.notify(result)
+                # Durable before the successors start; a cancelled task is written at the end.
+                if run.history is not None and result.status is not TaskStatus.CANCELLED:
+                    await run.record(result)
 
     async def _attempts(
         self, run: _Run, task: TaskDefinition, result: TaskResult, data: Mapping[str, Any]
@@ -501,11 +590,12 @@ class FlowExecutor:
         """The outputs of the first attempt that succeeds, or the last error message (a str)."""
         attempts = task.retry.attempts if task.retry is not None else 1
         attempt = 1
+        left = _Left() if task.timeout is not None else None  # only a timeout leaves threads
         while True:
             if attempt > result.attempts:
                 result.attempts = attempt
             try:
-                return await self._attempt(run, task, attempt, data)
+                return await self._attempt(run, task, attempt, data, left)
             except asyncio.CancelledError:
                 raise
             except TemplateError as exc:  # the same data will fail the same way: no retry
@@ -536,9 +626,10 @@ class FlowExecutor:
     async def _run_each(self, run: _Run, task: TaskDefinition, result: TaskResult) -> None:
         """`for_each`: the task once per item, `max_parallel` at once, outputs in item order.
 
-        After an item fails no new item starts; the lowest failed index names the failure.
+        After an item fails no new item starts; the lowest failed index names the failure. A
+        `when:` that reads `item` or `index` is evaluated per item: a false one skips the item.
         """
-        from mfo_client.flows._expressions import evaluate
+        from mfo_client.flows._expressions import evaluate, is_true
 
         try:
             assert task.for_each is not None
@@ -554,12 +645,20 @@ class FlowExecutor:
         results: list[Any] = [None] * len(items)
         errors: dict[int, str] = {}
         pending = iter(enumerate(items))
+        when = task.when if _per_item(task) else None
 
         async def worker() -> None:
             for index, item in pending:
                 if errors:
                     return
                 data = ChainMap({"item": item, "index": index}, run.data)
+                if when is not None:
+                    try:
+                        if not is_true(when, data, where=f"tasks[{task.id}].when"):
+                            continue  # a skipped item's result stays None
+                    except Exception as exc:
+                        errors[index] = _describe(exc, task)
+                        continue
                 outputs = await self._attempts(run, task, result, data)
                 if isinstance(outputs, str):
                     errors[index] = outputs
@@ -598,22 +697,156 @@ class FlowExecutor:
         assert task.when is not None
         return is_true(task.when, run.data, where=f"tasks[{task.id}].when")
 
-    async def _call(self, func: TaskCallable, ctx: FlowContext) -> Any:
+    async def _call(
+        self, run: _Run, task: TaskDefinition, func: TaskCallable, ctx: FlowContext
+    ) -> Any:
         """Async tasks on the event loop, sync tasks in the thread pool."""
         if _is_async(func):
-            return await func(ctx)
-        # In the task's context, so what the caller bound (e.g. the event and run ids that
-        # log lines carry) reaches the thread too, as it reaches async tasks.
-        context = contextvars.copy_context()
-        value = await asyncio.get_running_loop().run_in_executor(
-            self._pool(), context.run, func, ctx
-        )
+            try:
+                return await func(ctx)
+            except asyncio.CancelledError:
+                ctx._cancel()
+                raise
+        future = self._submit(func, ctx)
+        try:
+            value = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            self._give_up(run, task, ctx, future, "was cancelled")
+            raise
         if inspect.isawaitable(value):
             value = await value
         return value
 
+    def _submit(self, func: TaskCallable, ctx: FlowContext) -> Future[Any]:
+        # In the task's context, so what the caller bound (e.g. the event and run ids that
+        # log lines carry) reaches the thread too, as it reaches async tasks.
+        context = contextvars.copy_context()
+        return self._pool().submit(context.run, func, ctx)
+
+    def _give_up(
+        self, run: _Run, task: TaskDefinition, ctx: FlowContext, future: Future[Any], why: str
+    ) -> bool:
+        """Stop waiting for a sync attempt; True (and logged, once) if its thread still runs."""
+        ctx._cancel()
+        if future.cancel() or future.done():  # it had not started, or just ended
+            return False
+        _log.warning(
+            "task %s attempt %d %s, but its function is sync and keeps running in its thread "
+            "until it returns (Python cannot stop a thread); have it return early once "
+            "ctx.cancelled is true or ctx.deadline has passed",
+            task.id,
+            ctx.task.attempt,
+            why,
+            extra={"mfo": {"flow": run.definition.name, "run_id": run.run_id, "task_id": task.id}},
+        )
+        return True
+
+    async def _call_within(
+        self,
+        run: _Run,
+        task: TaskDefinition,
+        func: TaskCallable,
+        ctx: FlowContext,
+        timeout: float,
+        left: _Left,
+    ) -> Any:
+        """`_call` bounded by the task's timeout, for tasks that do not stop when told to.
+
+        A sync attempt that times out is abandoned with its thread still running; the next
+        attempt first waits for that thread to end, within its own timeout, so two copies of a
+        task never run at once. An async task that ignores its cancellation is waited for at
+        most `CANCEL_GRACE` seconds, then left behind.
+        """
+        started = time.monotonic()
+        previous = left.thread
+        if previous is not None and not previous.done():
+            waiter = asyncio.wrap_future(previous)
+            done, _ = await asyncio.wait({waiter}, timeout=timeout)
+            if not done or time.monotonic() - started >= timeout:
+                waiter.cancel()
+                ctx._cancel()
+                raise TaskError(
+                    f"timed out after {timeout:g}s waiting for the thread of attempt "
+                    f"{left.attempt} to end (a sync task that timed out keeps running: Python "
+                    "cannot stop a thread; have the task honour ctx.deadline or ctx.cancelled)"
+                )
+        remaining = max(0.0, timeout - (time.monotonic() - started))
+        if _is_async(func):
+            return await self._async_within(run, task, func(ctx), ctx, timeout, remaining)
+        future = self._submit(func, ctx)
+        waiter = asyncio.wrap_future(future)
+        try:
+            done, _ = await asyncio.wait({waiter}, timeout=remaining)
+        except asyncio.CancelledError:
+            waiter.cancel()
+            self._give_up(run, task, ctx, future, "was cancelled")
+            raise
+        if not done:
+            waiter.cancel()
+            if future.cancel():  # still queued
+                raise TaskError(
+                    f"timed out after {timeout:g}s before it could start: every thread of the "
+                    "pool was busy"
+                )
+            if self._give_up(run, task, ctx, future, f"timed out after {timeout:g}s"):
+                left.thread, left.attempt = future, ctx.task.attempt
+                raise TaskError(
+                    f"timed out after {timeout:g}s; its sync function still runs in its thread "
+                    "(a retry waits for it to end)"
+                )
+            raise TaskError(f"timed out after {timeout:g}s")
+        value = waiter.result()
+        if inspect.isawaitable(value):
+            remaining = timeout - (time.monotonic() - started)
+            value = await self._async_within(run, task, value, ctx, timeout, remaining)
+        return value
+
+    async def _async_within(
+        self,
+        run: _Run,
+        task: TaskDefinition,
+        awaitable: Awaitable[Any],
+        ctx: FlowContext,
+        timeout: float,
+        remaining: float,
+    ) -> Any:
+        child = asyncio.ensure_future(awaitable)
+        try:
+            done, _ = await asyncio.wait({child}, timeout=max(0.0, remaining))
+        except asyncio.CancelledError:
+            ctx._cancel()
+            child.cancel()
+            await asyncio.wait({child})  # its cleanup; `_cancel_all` bounds how long
+            _retrieve(child)
+            raise
+        if done:
+            return child.result()
+        ctx._cancel()
+        child.cancel()
+        done, _ = await asyncio.wait({child}, timeout=CANCEL_GRACE)
+        if done:
+            _retrieve(child)
+        else:
+            child.add_done_callback(_retrieve)
+            _log.warning(
+                "task %s attempt %d timed out and then ignored its cancellation for %gs; left "
+                "running (an async task must let CancelledError propagate)",
+                task.id,
+                ctx.task.attempt,
+                CANCEL_GRACE,
+                extra={
+                    "mfo": {"flow": run.definition.name, "run_id": run.run_id, "task_id": task.id}
+                },
+            )
+        raise TaskError(f"timed out after {timeout:g}s")
+
     async def _attempt(
-        self, run: _Run, task: TaskDefinition, attempt: int, data: Mapping[str, Any]
+        self,
+        run: _Run,
+        task: TaskDefinition,
+        attempt: int,
+        data: Mapping[str, Any],
+        left: _Left | None = None,
     ) -> dict[str, Any]:
         run.secrets.activate()  # for a run started by this task (a subflow): see `_secrets`
         if task.type in CONSTRUCTS:
@@ -638,19 +871,25 @@ class FlowExecutor:
             dependencies=run.preds[task.id],
             flow=run.definition.name,
             run_id=run.run_id,
+            index=data["index"] if task.for_each is not None else None,
         )
+        deadline = run.deadline
+        if task.timeout is not None:
+            timeout = task.timeout.total_seconds()
+            end = time.monotonic() + timeout
+            deadline = end if deadline is None else min(deadline, end)
         ctx = FlowContext(
-            data, info, self.clients, initial=run.initial, redactor=run.secrets.redactor
+            data,
+            info,
+            self.clients,
+            initial=run.initial,
+            redactor=run.secrets.redactor,
+            deadline=deadline,
         )
         if task.timeout is None:  # the common case skips the timeout machinery entirely
-            value = await self._call(func, ctx)
+            value = await self._call(run, task, func, ctx)
         else:
-            timeout = task.timeout.total_seconds()
-            try:
-                async with asyncio.timeout(timeout):
-                    value = await self._call(func, ctx)
-            except TimeoutError:
-                raise TaskError(f"timed out after {timeout:g}s") from None
+            value = await self._call_within(run, task, func, ctx, timeout, left or _Left())
         outputs = dict(ctx.outputs)
         if isinstance(value, Mapping):
             outputs.update(value)
@@ -740,6 +979,47 @@ async def _child_cancelled(history: RunHistory, run_id: str) -> None:
         await mark_cancelled(history, run_id, "cancelled: its subflow task was cancelled")
     except Exception:
         _log.exception("run %s: cannot record its cancellation in the history", run_id)
+
+
+@dataclass(slots=True)
+class _Left:
+    """What a task's earlier attempt left running: the thread of a sync attempt that timed
+    out, which the next attempt waits for."""
+
+    thread: Future[Any] | None = None
+    attempt: int = 0
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Fetch a finished task's exception, so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
+def hidden_keys(definition: FlowDefinition, initial: Mapping[str, Any]) -> str | None:
+    """Why the run cannot start, if a task's id is a top-level key of the initial context:
+    that task's outputs would replace the key in the data every later task reads."""
+    clashes = [task.id for task in definition.tasks if task.id in initial] if initial else []
+    if not clashes:
+        return None
+    where = "" if definition.source.startswith("<") else f" ({definition.source})"
+    return f'flow "{definition.name}"{where}: ' + "; ".join(
+        f'task "{tid}"'
+        + (f" (line {definition.lines[tid]})" if tid in definition.lines else "")
+        + f' has the name of the initial context\'s key "{tid}", so its outputs would hide that '
+        "input from every task after it; rename the task"
+        for tid in clashes
+    )
+
+
+def _per_item(task: TaskDefinition) -> bool:
+    """Whether the task's `when:` filters its `for_each` items (it reads `item` or `index`)
+    rather than gating the whole task; see `_run_each`."""
+    if task.for_each is None or task.when is None:
+        return False
+    from mfo_client.flows._expressions import reads
+
+    return not reads(task.when).isdisjoint(("item", "index"))
 
 
 def _is_async(func: Any) -> bool:

@@ -24,7 +24,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
 from jinja2.utils import _PassArg, generate_lorem_ipsum
 from markupsafe import Markup
 
-__all__ = ["ABSENT", "ENV", "MAX_OUTPUT", "LimitError", "WorkError"]
+__all__ = ["ABSENT", "ENV", "MAX_OUTPUT", "LimitError", "WorkError", "check_deep", "too_deep"]
 
 ABSENT: Any = object()
 
@@ -62,6 +62,12 @@ class WorkError(Exception):
 #   iteration costs a step; each macro call costs ten (recursion that branches); each filter
 #   and method call costs the items, or KiB of text, handed to it. `range` stays the sandbox's
 #   (at most 100,000 items) and costs nothing until something walks it.
+# - nesting: `[[s] * 1000] * 1000` is a thousand references to one list of a thousand references
+#   to one string: cheap to build, a billion characters to print or copy. So wherever a value
+#   becomes text or is copied out of the render (`{{ }}` output, `~`, `%`, `str.format`, the
+#   filters that turn their input into text, and the value a single-expression template gives,
+#   see `_templates._materialize`), its size is counted first, each nested value as often as it
+#   appears, and the count stops as soon as it passes MAX_OUTPUT: `check_deep`.
 
 
 class _Context(Context):
@@ -100,6 +106,49 @@ def _at_least(what: str, size: int) -> str:
 def _check_size(what: str, size: int) -> None:
     if size > MAX_OUTPUT:
         raise LimitError(_at_least(what, size))
+
+
+def too_deep(what: str, size: int) -> str:
+    return (
+        f"{what} would make at least {size} characters and items, counting each nested value "
+        f"as often as it appears (the limit is {MAX_OUTPUT})"
+    )
+
+
+def deep_size(value: Any, limit: int = MAX_OUTPUT) -> int:
+    """Characters (of strings, keys included) and items (of containers, and other values) that
+    printing or copying `value` makes, a nested value counted each time it appears; the count
+    stops once it passes `limit`, so it costs at most about `limit` steps."""
+    size = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            size += len(item)
+        elif isinstance(item, Mapping):
+            size += len(item)
+            if size <= limit:
+                stack += item.keys()
+                stack += item.values()
+        elif isinstance(item, list | tuple | Set):
+            size += len(item)
+            if size <= limit:
+                stack += item
+        else:
+            size += 1
+        if size > limit:
+            break
+    return size
+
+
+def check_deep(what: str, value: Any, limit: int = MAX_OUTPUT) -> int:
+    """`deep_size(value)`, or LimitError past `limit`; strings and scalars cost nothing."""
+    if not isinstance(value, Mapping | list | tuple | Set):
+        return len(value) if isinstance(value, str | bytes) else 1
+    size = deep_size(value, limit)
+    if size > limit:
+        raise LimitError(too_deep(what, size))
+    return size
 
 
 _DIGITS = re.compile(r"\d+")
@@ -160,6 +209,7 @@ def _check_percent(fmt: str, values: Any) -> None:
                 value = values[key]
             else:
                 value = take()
+            check_deep(what, value, MAX_OUTPUT - size)
             dot = "" if precision is None else "." + spec[1]
             size += len(f"%{flags}{spec[0] or ''}{dot}{conversion}" % (value,))
             _check_size(what, size)
@@ -177,6 +227,7 @@ class _BoundedFormatter(SandboxedFormatter):
 
     def format_field(self, value: Any, format_spec: str) -> Any:
         _check_spec("'format'", format_spec)
+        check_deep("'format'", value, MAX_OUTPUT - self._size)
         piece = super().format_field(value, format_spec)
         self._size += len(piece)
         _check_size("'format'", self._size)
@@ -336,11 +387,18 @@ def _concat(context: Context, parts: list[Any]) -> str:
     size = 0
     texts: list[str] = []
     for part in parts:
+        check_deep("'~'", part, MAX_OUTPUT - size)
         text = str(part)
         size += len(text)
         _check_size("'~'", size)
         texts.append(text)
     return "".join(texts)
+
+
+def _output(value: Any) -> Any:
+    """What each `{{ }}` of a text template prints: bounded before it becomes text."""
+    check_deep("the value printed", value)
+    return value
 
 
 def _too_many(operator: str, size: int) -> str:
@@ -415,7 +473,11 @@ def _filter_join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) 
     size = len(str(d)) * max(0, len(items) - 1)
     for item in items:
         _check_size("the filter 'join'", size)
-        size += len(item) if isinstance(item, str) else len(str(item))
+        if isinstance(item, str):
+            size += len(item)
+        else:
+            check_deep("the filter 'join'", item, MAX_OUTPUT - size)
+            size += len(str(item))
     _check_size("the filter 'join'", size)
     return str(_DEFAULT_FILTERS["join"](eval_ctx, items, d))
 
@@ -444,6 +506,7 @@ def _filter_tojson(eval_ctx: Any, value: Any, indent: Any = None) -> Any:
     size = indent if isinstance(indent, int) else len(indent) if isinstance(indent, str) else 0
     if size > _MAX_JSON_INDENT:
         raise LimitError(f"the filter 'tojson' takes an indent of at most {_MAX_JSON_INDENT}")
+    check_deep("the filter 'tojson'", value)
     return _DEFAULT_FILTERS["tojson"](eval_ctx, value, indent)
 
 
@@ -457,9 +520,13 @@ def _charged(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """The filter, charging the render for the input it is handed."""
     passes = _PassArg.from_obj(func)
 
+    deep = name in _TEXT_FILTERS
+
     @pass_context
     def filter_(context: Context, value: Any, /, *args: Any, **kwargs: Any) -> Any:
         _charge(context, _steps(value), f"the filter '{name}'")
+        if deep:
+            check_deep(f"the filter '{name}'", value)
         if passes is _PassArg.context:
             return func(context, value, *args, **kwargs)
         if passes is _PassArg.eval_context:
@@ -471,6 +538,14 @@ def _charged(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     # Not `__dict__`: it holds the wrapped filter's `jinja_pass_arg`, which would replace ours.
     return functools.update_wrapper(filter_, func, updated=())
 
+
+_TEXT_FILTERS = frozenset(
+    {"capitalize", "e", "escape", "forceescape", "lower", "pprint", "string", "striptags"}
+    | {"sum", "title", "trim", "upper", "urlencode", "urlize", "wordcount", "xmlattr"}
+    | {"center", "format", "indent", "replace", "truncate", "wordwrap"}
+)
+"""Filters that turn their whole input into text (or, `sum`, concatenate nested lists): a
+nested input is refused by its full size (see `check_deep`)."""
 
 _DEFAULT_FILTERS: dict[str, Callable[..., Any]] = dict(FILTERS)
 _BOUNDED_FILTERS: dict[str, Callable[..., Any]] = {
@@ -488,7 +563,7 @@ _BOUNDED_FILTERS: dict[str, Callable[..., Any]] = {
 
 
 def _make_env() -> _Sandbox:
-    env = _Sandbox(undefined=StrictUndefined, autoescape=False)
+    env = _Sandbox(undefined=StrictUndefined, autoescape=False, finalize=_output)
     for name, func in list(env.filters.items()):
         func = _BOUNDED_FILTERS.get(name, func)
         env.filters[name] = func if name in _FREE_FILTERS else _charged(name, func)

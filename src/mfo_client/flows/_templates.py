@@ -52,7 +52,7 @@ from mfo_client.flows._template_go import (
     translate_expression,
     translate_template,
 )
-from mfo_client.flows._template_limits import ENV, MAX_OUTPUT, LimitError, WorkError
+from mfo_client.flows._template_limits import ENV, MAX_OUTPUT, LimitError, WorkError, too_deep
 
 __all__ = ["check_templates", "has_templates", "render_config"]
 
@@ -206,23 +206,36 @@ def _render_text(template: Template, variables: Mapping[str, Any]) -> str:
 def _materialize(value: Any) -> Any:
     """The value, with containers copied (the run's data stays untouched) and iterators listed.
 
-    Fails on an undefined value anywhere inside, as rendering it to text would.
+    Fails on an undefined value anywhere inside, as rendering it to text would, and once the
+    copy passes MAX_OUTPUT characters and items (a nested value counts each time it appears:
+    `[[s] * 1000] * 1000` is cheap to build and huge to copy), before copying more.
     """
     if isinstance(value, str):
         if len(value) > MAX_OUTPUT:
             raise LimitError(f"the value is longer than the limit of {MAX_OUTPUT} characters")
         return value
-    if isinstance(value, Undefined):
-        _fail(value)
-    if isinstance(value, Mapping):
-        return {k: _materialize(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_materialize(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_materialize(v) for v in value)
-    if isinstance(value, Iterator | range | Set | ValuesView):
-        return [_materialize(v) for v in value]
-    return value
+    left = MAX_OUTPUT
+
+    def copy(value: Any) -> Any:
+        nonlocal left
+        left -= len(value) if isinstance(value, str) else 1
+        if left < 0:
+            raise LimitError(too_deep("the value", MAX_OUTPUT - left))
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Undefined):
+            _fail(value)
+        if isinstance(value, Mapping):
+            return {k: copy(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [copy(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(copy(v) for v in value)
+        if isinstance(value, Iterator | range | Set | ValuesView):
+            return [copy(v) for v in value]
+        return value
+
+    return copy(value)
 
 
 def _fail(value: Undefined) -> NoReturn:

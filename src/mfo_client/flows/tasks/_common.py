@@ -9,6 +9,8 @@ the same message, should the value still be a template after rendering.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Self, TypeVar
@@ -23,6 +25,7 @@ from mfo_client.flows._errors import TaskError
 from mfo_client.flows._registry import TaskCallable, TaskFactory
 
 __all__ = [
+    "NO_BODY",
     "NO_TEMPLATE",
     "MessageConfig",
     "TaskConfig",
@@ -37,6 +40,10 @@ __all__ = [
 C = TypeVar("C", bound="TaskConfig")
 
 _TEMPLATE = re.compile(r"\{\{|\{%|\$\{")  # `${VAR}` is expanded when rendered too
+NO_BODY: Any = object()
+"""`idempotency_key` without a body: the task's own key."""
+MAX_KEY_LENGTH = 255
+"""The longest Idempotency-Key the MFO API takes."""
 
 
 class TaskConfig(BaseModel):
@@ -151,10 +158,29 @@ def config_factory(
     return factory
 
 
-def idempotency_key(ctx: FlowContext) -> str | None:
-    """One key per task of a run, the same on every attempt, so a retried or resumed task is
-    applied once at the server; None outside a recorded run."""
-    return f"{ctx.task.run_id}:{ctx.task.id}" if ctx.task.run_id else None
+def idempotency_key(ctx: FlowContext, body: Any = NO_BODY) -> str | None:
+    """The Idempotency-Key of a task's request: `<run id>:<task id>` (`[<index>]` for a
+    `for_each` item), then `:` and a hash of `body`, the request's content.
+
+    Every attempt of the same request gets the same key, so a retry, or a resume after a crash
+    in the middle of the call, is applied once at the server. A request whose content changed
+    (on resume, an upstream output it uses differs now) is another request, with another key:
+    the server would refuse the old key with another body for good (`idempotency_key_reused`).
+    Without `body`, the key of the task itself (what event ids derive from). None outside a
+    recorded run.
+    """
+    run_id = ctx.task.run_id
+    if not run_id:
+        return None
+    key = f"{run_id}:{ctx.task.id}"
+    if ctx.task.index is not None:
+        key += f"[{ctx.task.index}]"
+    if body is not NO_BODY:
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+        key += ":" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    if len(key) > MAX_KEY_LENGTH:  # long ids (nested subflow runs): a hash of it all
+        key = "flow:" + hashlib.sha256(key.encode()).hexdigest()
+    return key
 
 
 def upstream_data(ctx: FlowContext) -> Any:

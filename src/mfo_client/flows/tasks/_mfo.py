@@ -1,12 +1,18 @@
 """The `mfo_*` tasks: events, resources, chat messages, jobs and notifications on the MFO server.
 
-Each needs the server (`ctx.mfo` raises MissingClientError without one) and sends the key
-`<run id>:<task id>` as Idempotency-Key, so a task retried or resumed after a crash is applied
-once at the server. An event given an explicit `event_id` is keyed by that id instead, as the
-API does for every event, so it is stored once even across runs; every event is stamped when
-sent, so a repeat differs in its timestamp, and the server's "key reused with another body"
-answer to it means the event is already stored. API errors propagate as the
-client raised them (typed, with status and request id) for the engine to report or retry.
+Each needs the server (`ctx.mfo` raises MissingClientError without one) and sends an
+Idempotency-Key made of the run id, the task id (and `for_each` index) and a hash of what it
+sends (`_common.idempotency_key`): a task retried, or resumed after a crash, with the same
+content is applied once at the server, and one whose content changed since (on resume, an
+upstream output it uses differs now) is sent as the new request it is, instead of being refused
+for good as a reuse of the key with another body.
+
+Events are the exception: each is keyed by its event id, derived from the run and task ids
+unless `event_id` is given, as the API does for every event, so it is stored once (an explicit
+id even across runs). Every event is stamped when sent, so a repeat differs in its timestamp,
+and the server's "key reused with another body" answer to it means the event is already
+stored. API errors propagate as the client raised them (typed, with status and request id) for
+the engine to report or retry.
 """
 
 from __future__ import annotations
@@ -119,8 +125,9 @@ def build_mfo_resource_create(cfg: MFOResourceCreateConfig) -> TaskCallable:
 
     async def run(ctx: FlowContext) -> dict[str, Any]:
         content = cfg.content if explicit else _default_content(ctx)
+        body = {"type": cfg.resource_type, "content": content, "metadata": cfg.metadata}
         resource = await ctx.mfo.resources.create(
-            cfg.resource_type, content, cfg.metadata, idempotency_key=idempotency_key(ctx)
+            cfg.resource_type, content, cfg.metadata, idempotency_key=idempotency_key(ctx, body)
         )
         return {"resourceID": resource.id}
 
@@ -136,8 +143,9 @@ def _default_content(ctx: FlowContext) -> Any:
 
 def build_mfo_chat_send(cfg: MFOChatSendConfig) -> TaskCallable:
     async def run(ctx: FlowContext) -> dict[str, Any]:
+        body = {"thread": cfg.thread_id, "text": cfg.text, "metadata": cfg.metadata}
         sent = await ctx.mfo.chat.send_message(
-            cfg.thread_id, cfg.text, cfg.metadata, idempotency_key=idempotency_key(ctx)
+            cfg.thread_id, cfg.text, cfg.metadata, idempotency_key=idempotency_key(ctx, body)
         )
         return {"messageID": sent.message_id}
 
@@ -147,8 +155,9 @@ def build_mfo_chat_send(cfg: MFOChatSendConfig) -> TaskCallable:
 def build_mfo_job_create(cfg: MFOJobCreateConfig) -> TaskCallable:
     async def run(ctx: FlowContext) -> dict[str, Any]:
         mfo = ctx.mfo
+        body = {"type": cfg.job_type, "input": cfg.input, "metadata": cfg.metadata}
         job = await mfo.jobs.create(
-            cfg.job_type, cfg.input, cfg.metadata, idempotency_key=idempotency_key(ctx)
+            cfg.job_type, cfg.input, cfg.metadata, idempotency_key=idempotency_key(ctx, body)
         )
         if not cfg.wait:
             return {"jobID": job.id, "status": job.status.value, "output": None}
@@ -177,12 +186,18 @@ def build_mfo_job_create(cfg: MFOJobCreateConfig) -> TaskCallable:
 
 def build_mfo_notification(cfg: MFONotificationConfig) -> TaskCallable:
     async def run(ctx: FlowContext) -> dict[str, Any]:
+        body = {
+            "recipient": cfg.recipient,
+            "message": cfg.text,
+            "channel": cfg.channel,
+            "metadata": cfg.metadata,
+        }
         sent = await ctx.mfo.notifications.create(
             cfg.recipient,
             cfg.text,
             cfg.channel,
             cfg.metadata,
-            idempotency_key=idempotency_key(ctx),
+            idempotency_key=idempotency_key(ctx, body),
         )
         return {"notificationID": sent.id}
 

@@ -30,12 +30,18 @@ def build_system_notify(cfg: SystemNotifyConfig) -> TaskCallable:
         if mfo is None:
             ctx.log.info("notification for %s: %s", cfg.recipient, message)
             return {"notificationID": None, "message": message}
+        body = {
+            "recipient": cfg.recipient,
+            "message": message,
+            "channel": cfg.channel,
+            "metadata": cfg.metadata,
+        }
         sent = await mfo.notifications.create(
             cfg.recipient,
             message,
             cfg.channel,
             cfg.metadata,
-            idempotency_key=idempotency_key(ctx),
+            idempotency_key=idempotency_key(ctx, body),
         )
         return {"notificationID": sent.id, "message": message}
 
