@@ -9,7 +9,7 @@ LISTEN_PORT ?= 8080
 CONFIG ?= examples/config.yaml
 export MFO_PORT LISTEN_PORT
 
-.PHONY: install install-dev run dev-server test lint typecheck unit bench lock clean
+.PHONY: install install-dev run dev-server test lint typecheck unit redis bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is needed" or 0)'
@@ -53,8 +53,18 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy src/mfo_client
 
-unit: install-dev
+unit: install-dev redis
 	$(BIN)/pytest
+
+## redis: the Redis the tests use on 127.0.0.1:6379, started (no persistence) unless one answers
+REDIS_PING := $(BIN)/python -c "import redis; redis.Redis('127.0.0.1', 6379, socket_timeout=1).ping()" 2>/dev/null
+redis: install-dev
+	@$(REDIS_PING) && exit 0; \
+	if ! command -v redis-server >/dev/null; then \
+	  echo "note: no Redis on 127.0.0.1:6379 and no redis-server to start; the redis tests skip (fail with CI=true)" >&2; exit 0; fi; \
+	redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" >/dev/null; \
+	for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do $(REDIS_PING) && exit 0; sleep 0.25; done; \
+	echo "error: redis-server was started but does not answer on 127.0.0.1:6379" >&2; exit 1
 
 bench: install-dev
 	$(BIN)/python bench/client_overhead.py

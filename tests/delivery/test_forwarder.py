@@ -1,11 +1,10 @@
-"""The forwarder against the real reference server and a real SQLite outbox."""
+"""The forwarder against the real reference server and a real outbox, SQLite and Redis."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,10 +17,11 @@ from mfo_client.api import (
     RetryPolicy,
     set_testing,
 )
-from mfo_client.delivery import FlowJob, IncomingEvent, SQLiteStore, flow_kind
+from mfo_client.delivery import EventStore, FlowJob, IncomingEvent, flow_kind
 from mfo_client.delivery._forwarder import Forwarder, ForwarderSettings
 from mfo_client.devserver import DevServerSettings
 from tests._servers import run_devserver
+from tests._stores import StoreKit
 
 FAST = ForwarderSettings(
     concurrency=2, max_attempts=5, lease_time=30, initial_backoff=0.01, max_backoff=0.05
@@ -62,8 +62,8 @@ def mfo() -> Iterator[Mfo]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    async with SQLiteStore(tmp_path / "outbox.db") as s:
+async def store(kit: StoreKit) -> AsyncIterator[EventStore]:
+    async with kit.store(clock=time.time) as s:  # the forwarder's delays are real ones
         yield s
 
 
@@ -112,7 +112,7 @@ async def run(forwarder: Forwarder, check: Callable[[], Any], timeout: float = 1
         await forwarder.stop()
 
 
-async def test_every_accepted_event_is_forwarded_once(mfo: Mfo, store: SQLiteStore) -> None:
+async def test_every_accepted_event_is_forwarded_once(mfo: Mfo, store: EventStore) -> None:
     for n in range(25):
         await store.accept(incoming(n))
     async with client(mfo) as api:
@@ -127,7 +127,7 @@ async def test_every_accepted_event_is_forwarded_once(mfo: Mfo, store: SQLiteSto
     assert forwarder.delivered == 25
 
 
-async def test_flow_jobs_are_left_to_the_flow_runner(mfo: Mfo, store: SQLiteStore) -> None:
+async def test_flow_jobs_are_left_to_the_flow_runner(mfo: Mfo, store: EventStore) -> None:
     for n in range(5):
         await store.accept(incoming(n), [FlowJob(f"run-{n}", "deploy")])
     async with client(mfo) as api:
@@ -144,7 +144,7 @@ async def test_flow_jobs_are_left_to_the_flow_runner(mfo: Mfo, store: SQLiteStor
 
 
 async def test_transient_failures_are_redelivered_until_accepted(
-    mfo: Mfo, store: SQLiteStore
+    mfo: Mfo, store: EventStore
 ) -> None:
     mfo.faults(status=503, count=3)
     await store.accept(incoming(1))
@@ -161,7 +161,7 @@ async def test_transient_failures_are_redelivered_until_accepted(
 
 
 async def test_a_rejected_event_goes_to_the_dead_letters_at_once(
-    mfo: Mfo, store: SQLiteStore
+    mfo: Mfo, store: EventStore
 ) -> None:
     mfo.faults(status=422, count=1)
     await store.accept(incoming(1))
@@ -180,7 +180,7 @@ async def test_a_rejected_event_goes_to_the_dead_letters_at_once(
 
 
 async def test_max_attempts_then_dead_letter_with_the_last_error(
-    mfo: Mfo, store: SQLiteStore
+    mfo: Mfo, store: EventStore
 ) -> None:
     mfo.faults(status=502)
     await store.accept(incoming(1))
@@ -211,7 +211,7 @@ async def test_max_attempts_then_dead_letter_with_the_last_error(
     assert mfo.stored_ids() == ["evt-1"]
 
 
-async def test_bad_token_is_retried_not_dead_lettered(mfo: Mfo, store: SQLiteStore) -> None:
+async def test_bad_token_is_retried_not_dead_lettered(mfo: Mfo, store: EventStore) -> None:
     await store.accept(incoming(1))
     async with client(mfo, token="wrong") as api:
         forwarder = Forwarder(store, api, FAST)
@@ -226,7 +226,7 @@ async def test_bad_token_is_retried_not_dead_lettered(mfo: Mfo, store: SQLiteSto
 
 
 async def test_open_breaker_makes_workers_wait_instead_of_spinning(
-    mfo: Mfo, store: SQLiteStore
+    mfo: Mfo, store: EventStore
 ) -> None:
     mfo.faults(status=503)
     for n in range(5):
@@ -255,7 +255,7 @@ async def test_open_breaker_makes_workers_wait_instead_of_spinning(
     assert mfo.events_posted(202) == 5
 
 
-async def test_a_new_event_wakes_idle_workers(mfo: Mfo, store: SQLiteStore) -> None:
+async def test_a_new_event_wakes_idle_workers(mfo: Mfo, store: EventStore) -> None:
     async with client(mfo) as api:
         forwarder = Forwarder(store, api, FAST)
         forwarder.start()

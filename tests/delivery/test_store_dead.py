@@ -1,26 +1,16 @@
-"""Dead letters (list, inspect, replay, purge) and pruning after the retention."""
+"""Dead letters (list, inspect, replay, purge) and pruning after the retention, on both
+backends."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from contextlib import closing
-from pathlib import Path
 
 import pytest
 
-from mfo_client.delivery import Accepted, DeadLetter, IncomingEvent, SQLiteStore, StoreError
+from mfo_client.delivery import Accepted, DeadLetter, EventStore, IncomingEvent, StoreError
+from tests._stores import T0, StoreKit
 
-T0 = 1_700_000_000.0
 DAY = 86400.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def incoming(id: str) -> IncomingEvent:
@@ -35,34 +25,22 @@ def incoming(id: str) -> IncomingEvent:
     )
 
 
-def count(path: Path, table: str) -> int:
-    with closing(sqlite3.connect(path)) as conn:
-        (n,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-    return int(n)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-async def fail(store: SQLiteStore, clock: Clock, *ids: str) -> None:
+async def fail(store: EventStore, kit: StoreKit, *ids: str) -> None:
     """Accept the events and dead-letter them one by one, a minute apart."""
     for id in ids:
         await store.accept(incoming(id))
-    for lease in await store.lease("w", len(ids), 30):
-        clock.now += 60
+    leases = await store.lease("w", len(ids), 3600)
+    for lease in leases:
+        await kit.pass_time(60)
         await store.dead_letter(lease, f"422 for {lease.id}")
 
 
-async def test_a_dead_letter_keeps_what_is_needed_to_inspect_it(
-    tmp_path: Path, clock: Clock
-) -> None:
-    async with SQLiteStore(tmp_path / "outbox.db", clock=clock) as store:
+async def test_a_dead_letter_keeps_what_is_needed_to_inspect_it(kit: StoreKit) -> None:
+    async with kit.store() as store:
         await store.accept(incoming("e0"))
         [lease] = await store.lease("w", 1, 30)
         await store.retry_later(lease, "timeout", delay=10)
-        clock.now += 10
+        await kit.pass_time(10)
         [lease] = await store.lease("w", 1, 30)
         await store.dead_letter(lease, "422 Unprocessable")
 
@@ -86,9 +64,9 @@ async def test_a_dead_letter_keeps_what_is_needed_to_inspect_it(
     assert (stats.pending, stats.in_flight, stats.dead) == (0, 0, 1)
 
 
-async def test_dead_letters_are_listed_in_pages(tmp_path: Path, clock: Clock) -> None:
-    async with SQLiteStore(tmp_path / "outbox.db", clock=clock) as store:
-        await fail(store, clock, "e0", "e1", "e2", "e3", "e4")
+async def test_dead_letters_are_listed_in_pages(kit: StoreKit) -> None:
+    async with kit.store() as store:
+        await fail(store, kit, "e0", "e1", "e2", "e3", "e4")
         first = await store.list_dead(limit=2)
         second = await store.list_dead(limit=2, after=first[-1].id)
         last = await store.list_dead(limit=2, after=second[-1].id)
@@ -99,9 +77,9 @@ async def test_dead_letters_are_listed_in_pages(tmp_path: Path, clock: Clock) ->
     assert [d.last_error for d in everything] == [f"422 for e{i}" for i in range(5)]
 
 
-async def test_replay_makes_dead_letters_pending_again(tmp_path: Path, clock: Clock) -> None:
-    async with SQLiteStore(tmp_path / "outbox.db", clock=clock) as store:
-        await fail(store, clock, "e0", "e1", "e2")
+async def test_replay_makes_dead_letters_pending_again(kit: StoreKit) -> None:
+    async with kit.store() as store:
+        await fail(store, kit, "e0", "e1", "e2")
         assert await store.replay(["e1", "unknown"]) == 1
         [lease] = await store.lease("w", 10, 30)
         assert (lease.id, lease.attempts) == ("e1", 0)
@@ -113,52 +91,51 @@ async def test_replay_makes_dead_letters_pending_again(tmp_path: Path, clock: Cl
         assert (await store.stats()).in_flight == 3
 
 
-async def test_purge_deletes_old_dead_letters_and_their_events(
-    tmp_path: Path, clock: Clock
-) -> None:
-    path = tmp_path / "outbox.db"
-    async with SQLiteStore(path, clock=clock) as store:
-        await fail(store, clock, "e0", "e1")  # fail at T0+60 and T0+120
-        clock.now = T0 + 60 + 3600 + 30
+async def test_purge_deletes_old_dead_letters_and_their_events(kit: StoreKit) -> None:
+    async with kit.store() as store:
+        await fail(store, kit, "e0", "e1")  # fail at T0+60 and T0+120
+        await kit.pass_time(T0 + 60 + 3600 + 30 - kit.clock.now)
         assert await store.purge_dead(older_than=3600) == 1
         assert [d.id for d in await store.list_dead()] == ["e1"]
-        assert count(path, "events") == 1
-        assert await store.purge_dead(older_than=None) == 1
-        assert count(path, "events") == 0
-        # The dedupe id went with the event.
+        # The purged event went with its delivery id; the other one is still known.
+        assert await store.accept(incoming("e1")) == Accepted("e1", duplicate=True)
         assert await store.accept(incoming("e0")) == Accepted("e0", duplicate=False)
+        assert await store.purge_dead(older_than=None) == 1
+        assert await store.list_dead() == []
+        assert await store.accept(incoming("e1")) == Accepted("e1", duplicate=False)
 
 
-async def test_prune_forgets_delivered_events_after_the_retention(
-    tmp_path: Path, clock: Clock
-) -> None:
-    path = tmp_path / "outbox.db"
-    async with SQLiteStore(path, clock=clock, retention=7 * DAY) as store:
+async def test_prune_forgets_delivered_events_after_the_retention(kit: StoreKit) -> None:
+    async with kit.store(retention=7 * DAY) as store:
         for id in ("delivered", "pending"):
             await store.accept(incoming(id))
         delivered, _ = await store.lease("w", 2, 30)
         await store.complete(delivered)
-        await fail(store, clock, "dead")
+        await fail(store, kit, "dead")
 
-        clock.now += 7 * DAY - 3600
+        await kit.pass_time(7 * DAY - 3600)
         assert await store.prune() == 0
         assert await store.accept(incoming("delivered")) == Accepted("delivered", True)
 
-        clock.now += 2 * 3600
+        await kit.pass_time(2 * 3600)
         assert await store.prune() == 1
         stats = await store.stats()
         assert (stats.delivered, stats.in_flight + stats.pending, stats.dead) == (0, 1, 1)
-        assert count(path, "events") == 2  # the undelivered and the dead one stay
+        # The undelivered and the dead one stay, with their events.
+        assert (await store.get_dead("dead")) is not None
+        [pending] = await store.lease("w", 10, 30)
+        assert (pending.id, pending.event["data"]) == ("pending", {"id": "pending"})
         # Its dedupe id is forgotten with it: the same delivery is new again.
         assert await store.accept(incoming("delivered")) == Accepted("delivered", False)
         assert await store.accept(incoming("pending")) == Accepted("pending", True)
+        assert await store.accept(incoming("dead")) == Accepted("dead", True)
 
 
-async def test_prune_works_through_many_rows(tmp_path: Path, clock: Clock) -> None:
-    async with SQLiteStore(tmp_path / "outbox.db", clock=clock, retention=DAY) as store:
+async def test_prune_works_through_many_rows(kit: StoreKit) -> None:
+    async with kit.store(retention=DAY) as store:
         await asyncio.gather(*(store.accept(incoming(f"e{i}")) for i in range(2500)))
         leases = await store.lease("w", 2500, 30)
         await asyncio.gather(*(store.complete(lease) for lease in leases))
-        clock.now += 2 * DAY
+        await kit.pass_time(2 * DAY)
         assert await store.prune() == 2500
         assert (await store.stats()).delivered == 0

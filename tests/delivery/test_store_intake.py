@@ -1,4 +1,7 @@
-"""Intake: an accepted event is committed, repeats are dropped, and a full outbox says so."""
+"""Intake: an accepted event is committed, repeats are dropped, and a full outbox says so.
+
+Tests taking `kit` run on both backends; the others are about SQLite's own storage.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from mfo_client.delivery import (
     StoreError,
     StoreFullError,
 )
+from tests._stores import StoreKit
 
 
 def incoming(
@@ -44,7 +48,8 @@ def test_all_is_sorted_and_complete() -> None:
     # Sorted the way ruff sorts `__all__`: constants first.
     assert delivery.__all__ == sorted(delivery.__all__, key=lambda s: (not s.isupper(), s))
     assert [name for name in delivery.__all__ if not hasattr(delivery, name)] == []
-    for name in ["EventStore", "SQLiteStore", "StoreFullError", "StoreUnavailableError"]:
+    names = ["EventStore", "RedisStore", "SQLiteStore", "StoreFullError", "StoreUnavailableError"]
+    for name in names:
         assert name in delivery.__all__
     assert issubclass(delivery.StoreFullError, StoreError)
     assert issubclass(delivery.StoreUnavailableError, StoreError)
@@ -66,6 +71,19 @@ async def test_accept_returns_once_committed(tmp_path: Path) -> None:
         assert lease.event == {"type": "push", "data": {"id": "evt-1"}}
 
 
+async def test_an_accepted_event_is_seen_by_another_connection(kit: StoreKit) -> None:
+    async with kit.store() as store:
+        accepted = await store.accept(incoming("evt-1", delivery_id="d-1"))
+        assert accepted == Accepted(id="evt-1", duplicate=False)
+        # Another connection (here an admin's) sees it while the first is still open.
+        async with kit.store(role="admin") as other:
+            assert (await other.stats()).pending == 1
+    async with kit.store() as reopened:
+        [lease] = await reopened.lease("w", 10, 30)
+    assert (lease.id, lease.source, lease.attempts) == ("evt-1", "github", 0)
+    assert lease.event == {"type": "push", "data": {"id": "evt-1"}}
+
+
 async def test_concurrent_accepts_share_commits(tmp_path: Path) -> None:
     path = tmp_path / "outbox.db"
     async with SQLiteStore(path) as store:
@@ -78,8 +96,8 @@ async def test_concurrent_accepts_share_commits(tmp_path: Path) -> None:
     assert 1 <= commits <= 10, f"200 events took {commits} commits"
 
 
-async def test_a_repeated_delivery_is_stored_once(tmp_path: Path) -> None:
-    async with SQLiteStore(tmp_path / "outbox.db") as store:
+async def test_a_repeated_delivery_is_stored_once(kit: StoreKit) -> None:
+    async with kit.store() as store:
         first = await store.accept(incoming("a", delivery_id="d-1"))
         again = await store.accept(incoming("b", delivery_id="d-1"))
         other_source = await store.accept(incoming("c", source="stripe", delivery_id="d-1"))
@@ -92,8 +110,8 @@ async def test_a_repeated_delivery_is_stored_once(tmp_path: Path) -> None:
     assert stats.pending == 4
 
 
-async def test_an_id_taken_by_another_source_is_prefixed(tmp_path: Path) -> None:
-    async with SQLiteStore(tmp_path / "outbox.db") as store:
+async def test_an_id_taken_by_another_source_is_prefixed(kit: StoreKit) -> None:
+    async with kit.store() as store:
         github = await store.accept(incoming("42"))
         gitlab = await store.accept(incoming("42", source="gitlab"))
         gitlab_again = await store.accept(incoming("42", source="gitlab"))
@@ -107,9 +125,8 @@ async def test_an_id_taken_by_another_source_is_prefixed(tmp_path: Path) -> None
     ]
 
 
-async def test_a_full_outbox_refuses_new_events(tmp_path: Path) -> None:
-    path = tmp_path / "outbox.db"
-    async with SQLiteStore(path, max_pending=3) as store:
+async def test_a_full_outbox_refuses_new_events(kit: StoreKit) -> None:
+    async with kit.store(max_pending=3) as store:
         for i in range(3):
             await store.accept(incoming(f"e{i}", delivery_id=f"d{i}"))
         with pytest.raises(StoreFullError, match="max_pending") as refused:
@@ -117,7 +134,7 @@ async def test_a_full_outbox_refuses_new_events(tmp_path: Path) -> None:
         assert refused.value.retry_after > 0
         # A repeat stores nothing, so it is still answered.
         assert await store.accept(incoming("e0", delivery_id="d0")) == Accepted("e0", True)
-        assert rows(path, "SELECT count(*) FROM events") == [(3,)]
+        assert (await store.stats(kinds=None)).pending == 3
 
         # In-flight events still count; a delivered one frees its slot.
         [lease] = await store.lease("w", 1, 30)
@@ -127,8 +144,8 @@ async def test_a_full_outbox_refuses_new_events(tmp_path: Path) -> None:
         assert await store.accept(incoming("e3")) == Accepted("e3", duplicate=False)
 
 
-async def test_concurrent_accepts_stop_exactly_at_the_limit(tmp_path: Path) -> None:
-    async with SQLiteStore(tmp_path / "outbox.db", max_pending=50) as store:
+async def test_concurrent_accepts_stop_exactly_at_the_limit(kit: StoreKit) -> None:
+    async with kit.store(max_pending=50) as store:
         results = await asyncio.gather(
             *(store.accept(incoming(f"e{i}")) for i in range(80)), return_exceptions=True
         )
@@ -139,10 +156,13 @@ async def test_concurrent_accepts_stop_exactly_at_the_limit(tmp_path: Path) -> N
     assert stats.pending == 50
 
 
-async def test_accept_needs_an_open_store(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "outbox.db")
+async def test_accept_needs_an_open_store(kit: StoreKit) -> None:
+    store = kit.store()
     with pytest.raises(StoreError, match="not open"):
         await store.accept(incoming("e"))
+    async with store:
+        with pytest.raises(StoreError, match="already open"):
+            await store.open()
 
 
 async def test_a_lock_held_elsewhere_fails_the_waiting_batch_at_once_then_recovers(

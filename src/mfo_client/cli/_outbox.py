@@ -6,7 +6,8 @@ queue, each shown with its kind; `outbox stats` counts each kind on its own.
 
 Every command opens the configured store in the admin role, so it works beside a running
 `mfo serve` (which then takes up what `replay` put back). A store file that does not exist yet is
-not created: the commands say so on stderr and answer as for an empty store.
+not created: the commands say so on stderr and answer as for an empty store. With the Redis
+backend, the commands read the same keys the servers use (`store.prefix`).
 
 Exit codes: 0 done, 1 the store failed or an id is unknown (or a confirmation was declined),
 2 the configuration or the command line is wrong.
@@ -74,7 +75,7 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for con
 def _run(config: Config, action: Callable[[EventStore], Awaitable[T]], *, no_store: T) -> T:
     """`action` on the admin store; `no_store` if there is no store file yet. Exits 1 on errors."""
     path = Path(config.store.path)
-    if not path.exists():
+    if config.store.backend == "sqlite" and not path.exists():
         typer.echo(f"note: no event store at {path} yet (`mfo serve` creates it)", err=True)
         return no_store
     try:

@@ -6,7 +6,8 @@ import re
 from datetime import timedelta
 from typing import Any, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from mfo_client.config import _defaults
 from mfo_client.config._base import Section, check_backoff_order
@@ -15,14 +16,100 @@ from mfo_client.config._durations import Duration
 __all__ = ["DeliveryConfig", "FlowsConfig", "StoreConfig"]
 
 
-class StoreConfig(Section):
-    """The durable store. `sqlite` is embedded; `fsync: full` also survives power loss."""
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
-    backend: Literal["sqlite"] = "sqlite"
+
+class StoreConfig(Section):
+    """The durable store. `sqlite` is embedded (`fsync: full` also survives power loss);
+    `redis` (Redis Streams at `url`) is shared by every process that names the same `prefix`.
+
+    Which settings belong to which backend: `path` and `fsync` to sqlite (`path` is ignored
+    with redis), `url`, `prefix`, `wait_replicas` and `wait_timeout` to redis; `max_pending`
+    and `retention` to both.
+    """
+
+    backend: Literal["sqlite", "redis"] = "sqlite"
     path: str = Field(default=_defaults.STORE_PATH, min_length=1)
     fsync: Literal["normal", "full"] = "normal"
+    url: SecretStr | None = None
+    """redis://[[user]:password@]host:port/db, rediss:// (TLS) or unix://; a secret, since it
+    may hold a password: write it as ${REDIS_URL}."""
+    prefix: str = "mfo"
+    """Starts every key, so several deployments can share one Redis."""
+    wait_replicas: int = Field(default=0, ge=0, le=64)
+    """Replicas that must confirm each event (Redis WAIT) before it is acknowledged."""
+    wait_timeout: Duration = timedelta(seconds=1)
+    """How long to wait for them; too few in time answers 503 instead of 202."""
     max_pending: int = Field(default=_defaults.STORE_MAX_PENDING, ge=1)
     retention: Duration = _defaults.STORE_RETENTION
+
+    @field_validator("prefix")
+    @classmethod
+    def _key_prefix(cls, prefix: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.:{}-]{1,64}", prefix):
+            raise PydanticCustomError(
+                "key_prefix",
+                "must be 1 to 64 letters, digits or _ . : { } -, e.g. mfo or mfo-staging; "
+                "got {got}",
+                {"got": f'"{prefix}"'},
+            )
+        return prefix
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, url: SecretStr | None) -> SecretStr | None:
+        # The message never repeats the value: it may hold a password.
+        if url is not None and not url.get_secret_value().startswith(_REDIS_SCHEMES):
+            raise PydanticCustomError(
+                "redis_url",
+                "must be a redis://, rediss:// or unix:// URL, e.g. redis://127.0.0.1:6379/0",
+                {},
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _backend_settings(self) -> Self:
+        if self.backend == "redis":
+            if self.url is None:
+                raise PydanticCustomError(
+                    "missing_url",
+                    "backend redis needs url, e.g. url: redis://127.0.0.1:6379/0 (with a "
+                    "password, write it as ${REDIS_URL})",
+                    {},
+                )
+            if self.fsync != "normal":
+                raise PydanticCustomError(
+                    "unused_fsync",
+                    "fsync is a sqlite setting; with backend redis, durability is the Redis "
+                    "server's (appendonly yes, appendfsync always or everysec): remove fsync",
+                    {},
+                )
+        else:
+            # Left at their defaults they are harmless (a dumped config has every key).
+            fields = type(self).model_fields
+            unused = [
+                key
+                for key in ("url", "prefix", "wait_replicas", "wait_timeout")
+                if getattr(self, key) != fields[key].default
+            ]
+            if unused:
+                raise PydanticCustomError(
+                    "unused_redis_settings",
+                    "{keys} {verb} only used by backend redis; set backend: redis, or remove "
+                    "{them}",
+                    {
+                        "keys": ", ".join(unused),
+                        "verb": "is" if len(unused) == 1 else "are",
+                        "them": "it" if len(unused) == 1 else "them",
+                    },
+                )
+        if self.wait_replicas and self.wait_timeout <= timedelta(0):
+            raise PydanticCustomError(
+                "wait_timeout",
+                "wait_timeout must be above 0 with wait_replicas (0 would wait forever)",
+                {},
+            )
+        return self
 
 
 class DeliveryConfig(Section):
@@ -55,7 +142,16 @@ class FlowsConfig(Section):
     history: str = Field(default=".mfo/runs.db", min_length=1)
     """The run history (SQLite file) triggered runs are recorded in; `mfo runs` reads it."""
     lease_time: Duration = timedelta(seconds=60)
-    """How long a worker holds a flow job without renewing it (renewed every third of it)."""
+    """How long a worker holds a flow job without renewing it (renewed every third of it);
+    at least 5s, so that renewals are not a busy loop."""
+
+    @field_validator("lease_time")
+    @classmethod
+    def _lease_time_sensible(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 5:
+            raise ValueError("must be at least 5s (the lease is renewed every third of it)")
+        return value
+
     tasks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     transformation_rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
     secrets: tuple[str, ...] = ()

@@ -2,7 +2,7 @@
 
 The listener hands each verified event to an `EventStore` and answers 202 only once it is
 committed; forwarders lease events from the store and settle each lease. `SQLiteStore` is the
-backend for one process; the interface names no backend, so others can follow.
+backend for one process; `RedisStore` (Redis Streams) lets many processes share one outbox.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from mfo_client.delivery._models import (
     flow_kind,
     trigger_of,
 )
+from mfo_client.delivery._redis import RedisStore
 from mfo_client.delivery._sqlite import SQLiteStore
 from mfo_client.delivery._store import EventStore
 
@@ -36,6 +37,7 @@ __all__ = [
     "JobAccepted",
     "Lease",
     "OutboxStats",
+    "RedisStore",
     "SQLiteStore",
     "StoreError",
     "StoreFullError",

@@ -1,0 +1,25 @@
+"""`kit`: the behavioural store tests run once per backend (ids `[sqlite]` and `[redis]`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests._stores import BACKENDS, StoreKit, ensure_redis
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> None:
+    """Redis on 127.0.0.1:6379, started if none answers (skips without one; fails in CI)."""
+    ensure_redis()
+
+
+@pytest.fixture(params=BACKENDS)
+async def kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreKit]:
+    if request.param == "redis":
+        request.getfixturevalue("redis_server")
+    made = StoreKit(request.param, tmp_path)
+    yield made
+    await made.cleanup()
