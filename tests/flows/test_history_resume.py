@@ -1,10 +1,11 @@
-"""The executor writing a run history, resuming from it, and cancelling through it."""
+"""The executor writing a run history, resuming from it, and cancelling through it: on each
+backend (a SQLite file, a Redis; see conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,10 @@ from mfo_client.flows import (
     FlowContext,
     FlowDefinition,
     FlowExecutor,
+    RunHistory,
     RunHistoryError,
     RunState,
     RunStatus,
-    SQLiteRunHistory,
     TaskCallable,
     TaskError,
     TaskRegistry,
@@ -36,7 +37,7 @@ class Tasks:
     """Test task types: `work` counts its calls; `gate` fails until its flag file exists;
     `check` reads the history from inside a task; `block` waits until cancelled."""
 
-    def __init__(self, history: SQLiteRunHistory, flag: Path) -> None:
+    def __init__(self, history: RunHistory, flag: Path) -> None:
         self.history = history
         self.flag = flag
         self.calls: dict[str, int] = {}
@@ -99,13 +100,7 @@ PIPELINE = flow(
 
 
 @pytest.fixture
-async def history(tmp_path: Path) -> AsyncIterator[SQLiteRunHistory]:
-    async with SQLiteRunHistory(tmp_path / "runs.db") as store:
-        yield store
-
-
-@pytest.fixture
-def tasks(history: SQLiteRunHistory, tmp_path: Path) -> Tasks:
+def tasks(history: RunHistory, tmp_path: Path) -> Tasks:
     return Tasks(history, tmp_path / "ready.flag")
 
 
@@ -117,7 +112,7 @@ def executor(tasks: Tasks) -> Iterator[FlowExecutor]:
 
 
 async def test_a_run_is_recorded_from_start_to_end(
-    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+    executor: FlowExecutor, history: RunHistory, tasks: Tasks
 ) -> None:
     tasks.flag.touch()
     options = ExecutionOptions(run_id="r1", history=history)
@@ -139,7 +134,7 @@ async def test_a_run_is_recorded_from_start_to_end(
 
 
 async def test_a_task_is_on_record_before_its_successors_start(
-    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+    executor: FlowExecutor, history: RunHistory, tasks: Tasks
 ) -> None:
     definition = flow(
         {"id": "a", "type": "work", "successors": ["probe"]},
@@ -152,7 +147,7 @@ async def test_a_task_is_on_record_before_its_successors_start(
 
 
 async def test_a_failed_run_resumes_without_rerunning_what_succeeded(
-    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+    executor: FlowExecutor, history: RunHistory, tasks: Tasks
 ) -> None:
     first = await executor.execute_flow(
         PIPELINE, {"k": "v"}, ExecutionOptions(run_id="r1", history=history)
@@ -196,7 +191,7 @@ async def test_a_failed_run_resumes_without_rerunning_what_succeeded(
 
 
 async def test_resume_can_run_a_fixed_definition(
-    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+    executor: FlowExecutor, history: RunHistory, tasks: Tasks
 ) -> None:
     await executor.execute_flow(PIPELINE, {}, ExecutionOptions(run_id="r1", history=history))
     fixed = flow(
@@ -212,7 +207,7 @@ async def test_resume_can_run_a_fixed_definition(
 
 
 async def test_resume_refuses_unknown_and_live_runs(
-    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+    executor: FlowExecutor, history: RunHistory, tasks: Tasks
 ) -> None:
     with pytest.raises(RunHistoryError, match='no run "nope"'):
         await resume_run(executor, history, "nope")
@@ -228,9 +223,9 @@ async def test_resume_refuses_unknown_and_live_runs(
 
 async def test_a_cancel_request_cancels_the_run(
     executor: FlowExecutor,
-    history: SQLiteRunHistory,
+    history: RunHistory,
     tasks: Tasks,
-    tmp_path: Path,
+    new_history: Callable[[], Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(executor_module, "CANCEL_POLL_INTERVAL", 0.02)
@@ -243,7 +238,7 @@ async def test_a_cancel_request_cancels_the_run(
         executor.execute_flow(definition, {}, ExecutionOptions(run_id="r1", history=history))
     )
     await asyncio.wait_for(tasks.blocking.wait(), 5)
-    async with SQLiteRunHistory(tmp_path / "runs.db") as other:  # as `mfo runs cancel` does
+    async with new_history() as other:  # as `mfo runs cancel` does
         assert await other.request_cancel("r1")
     result = await asyncio.wait_for(run, 5)
 
@@ -269,19 +264,25 @@ async def test_a_cancel_request_cancels_the_run(
 
 async def test_a_failing_history_write_is_logged_and_the_run_goes_on(
     executor: FlowExecutor,
-    history: SQLiteRunHistory,
+    history: RunHistory,
     tasks: Tasks,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    class Broken(SQLiteRunHistory):
+    class Broken:
+        """The test's history, but recording a task fails (a full disk, a lost connection)."""
+
         async def record_task(self, run_id: str, result: TaskResult) -> None:
             raise OSError("disk full")
 
-    async with Broken(history.path) as broken:
-        with caplog.at_level(logging.ERROR, logger="mfo_client.flows"):
-            result = await executor.execute_flow(
-                flow({"id": "a", "type": "work"}), {}, ExecutionOptions(history=broken)
-            )
+        def __getattr__(self, name: str) -> Any:
+            return getattr(history, name)
+
+    with caplog.at_level(logging.ERROR, logger="mfo_client.flows"):
+        result = await executor.execute_flow(
+            flow({"id": "a", "type": "work"}),
+            {},
+            ExecutionOptions(history=Broken()),  # type: ignore[arg-type]
+        )
     assert result.succeeded
     assert "cannot record task a in the history" in caplog.text
     record = await history.get_run(result.run_id)
@@ -289,7 +290,7 @@ async def test_a_failing_history_write_is_logged_and_the_run_goes_on(
 
 
 async def test_a_cancelled_task_is_never_left_recorded_as_running(
-    history: SQLiteRunHistory,
+    history: RunHistory,
 ) -> None:
     """Cancel runs while most of their tasks' `running` states are still being written: the
     final states written after must stay final. The task launched first (highest priority)
@@ -323,7 +324,7 @@ async def test_a_cancelled_task_is_never_left_recorded_as_running(
 
 
 async def test_outputs_json_cannot_key_are_recorded_and_restored_with_text_keys(
-    history: SQLiteRunHistory, tasks: Tasks
+    history: RunHistory, tasks: Tasks
 ) -> None:
     def pairs(config: Mapping[str, Any]) -> TaskCallable:
         async def run(ctx: FlowContext) -> dict[str, Any]:
@@ -377,7 +378,7 @@ CHILD = {
 
 
 async def test_a_subflow_child_is_a_run_of_its_own_linked_to_its_parent(
-    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+    executor: FlowExecutor, history: RunHistory, tasks: Tasks
 ) -> None:
     definition = parent_flow(CHILD)
     options = ExecutionOptions(run_id="p", history=history, config_path="/etc/mfo.yaml")
@@ -410,7 +411,7 @@ async def test_a_subflow_child_is_a_run_of_its_own_linked_to_its_parent(
 
 
 async def test_each_item_of_a_for_each_subflow_is_a_child_run(
-    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+    executor: FlowExecutor, history: RunHistory, tasks: Tasks
 ) -> None:
     tasks.flag.touch()
     child = {**CHILD, "for_each": "[1, 2, 3]", "max_parallel": 3}
@@ -425,7 +426,7 @@ async def test_each_item_of_a_for_each_subflow_is_a_child_run(
 
 async def test_a_cancelled_subflow_task_records_its_child_cancelled(
     executor: FlowExecutor,
-    history: SQLiteRunHistory,
+    history: RunHistory,
     tasks: Tasks,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -458,7 +459,7 @@ async def test_a_cancelled_subflow_task_records_its_child_cancelled(
 
 
 async def test_retry_is_a_new_run_with_the_same_context_trigger_and_event(
-    executor: FlowExecutor, history: SQLiteRunHistory, tasks: Tasks
+    executor: FlowExecutor, history: RunHistory, tasks: Tasks
 ) -> None:
     options = ExecutionOptions(run_id="r1", history=history, trigger="push", event_id="e1")
     first = await executor.execute_flow(PIPELINE, {"input": {"n": 1}}, options)

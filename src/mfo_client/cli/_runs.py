@@ -1,12 +1,18 @@
-"""`mfo runs ...`: the run history of `mfo flow run`: list, show, resume, retry and cancel runs.
+"""`mfo runs ...`: the run history: list, show, resume, retry and cancel runs.
 
-Every command takes `--history` (default `.mfo/runs.db`, or `$MFO_RUNS_DB`). `resume` and
-`retry` exit like `mfo flow run`: 0 the run succeeded, 1 it failed (or was cancelled), 2 it
-cannot be run (unknown, already succeeded, still running, a subflow's child run, its definition
-or config cannot be used). Without `--config` they use the config file the run recorded, when
-there is one: a run that used an MFO server must not quietly run without it, so a recorded
-config that no longer exists is an error (exit 2) until `--config` names one. `show` and
-`cancel` exit 2 for a run they cannot find.
+Which history, the first that is given: `--history FILE` (a SQLite file); `--config FILE`, whose
+store decides (`store.backend: redis`: the runs in that Redis under `store.prefix`, which the
+services sharing it record; `sqlite`: the file `flows.history`); `$MFO_RUNS_DB`; `$MFO_CONFIG`
+(as `--config`); `.mfo/runs.db`, where `mfo flow run` records by default. `list`, `show` and
+`cancel` refuse both `--history` and `--config` (one would be ignored); for `resume` and `retry`,
+`--config` also names the MFO server to use, so with `--history` it does only that.
+
+`resume` and `retry` exit like `mfo flow run`: 0 the run succeeded, 1 it failed (or was
+cancelled), 2 it cannot be run (unknown, already succeeded, still running, a subflow's child
+run, its definition or config cannot be used). Without `--config` they use the config file the
+run recorded, when there is one: a run that used an MFO server must not quietly run without
+it, so a recorded config that no longer exists is an error (exit 2) until `--config` names one.
+`show` and `cancel` exit 2 for a run they cannot find.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import shlex
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -30,11 +38,12 @@ from mfo_client.cli._common import EXIT_INVALID, load_or_exit
 from mfo_client.cli._flow import default_registry
 from mfo_client.cli._flow_run import (
     EXIT_FAILED,
-    HistoryOption,
+    HISTORY_ENV,
     _as_json,
     _summary,
     progress_printer,
 )
+from mfo_client.config import Config
 from mfo_client.flows import (
     DEFAULT_HISTORY_PATH,
     ExecutionOptions,
@@ -43,6 +52,8 @@ from mfo_client.flows import (
     FlowDefinitionError,
     FlowExecutor,
     FlowResult,
+    RedisRunHistory,
+    RunHistory,
     RunHistoryError,
     RunRecord,
     RunState,
@@ -50,6 +61,7 @@ from mfo_client.flows import (
     TaskStatus,
     build_flow,
     load_flow,
+    open_history,
     resume_run,
 )
 from mfo_client.flows._history import (
@@ -75,29 +87,113 @@ app.add_typer(runs_app, name="runs")
 
 _DEFAULT = Path(DEFAULT_HISTORY_PATH)
 _GONE = "its process is gone"
+_CONFIG_ENV = "MFO_CONFIG"
+
+HistoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--history",
+        help=f"The run history, a SQLite file (default: ${HISTORY_ENV}, else "
+        f"{DEFAULT_HISTORY_PATH}; see --config).",
+        show_default=False,
+    ),
+]
+StoreConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Use the run history of this configuration: its store decides (backend redis: "
+        "the runs in store.url under store.prefix; sqlite: the file flows.history). "
+        f"Default: ${_CONFIG_ENV}, unless --history or ${HISTORY_ENV} is given.",
+        show_default=False,
+    ),
+]
 
 
-def _with_history(path: Path, action: Callable[[SQLiteRunHistory], Awaitable[T]]) -> T:
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """The run history a command uses, and how to name it to the user."""
+
+    path: Path | None
+    """The SQLite file; None for the Redis of `config`."""
+    config: Config | None
+    """The configuration whose store named the history, loaded from `config_file`."""
+    config_file: Path | None
+    args: str
+    """What a suggested command needs to reach the same history (e.g. " --history x.db")."""
+
+    def open(self) -> SQLiteRunHistory | RedisRunHistory:
+        if self.path is not None:
+            return SQLiteRunHistory(self.path)
+        assert self.config is not None
+        return open_history(self.config)
+
+    @property
+    def label(self) -> str:
+        if self.path is not None:
+            return str(self.path)
+        assert self.config is not None
+        store = self.config.store
+        assert store.url is not None  # the config refuses redis without a url
+        return RedisRunHistory.describe(store.url.get_secret_value(), store.prefix)
+
+
+def _source(history: Path | None, config: Path | None, *, both: bool = False) -> _Source:
+    """The history `--history`/`--config` (or the environment) name; see the module docs.
+    Without `both`, giving the two options is an error (exit 2)."""
+    if history is not None and config is not None and not both:
+        typer.echo(
+            "error: --history and --config both name a run history; pass one of them",
+            err=True,
+        )
+        raise typer.Exit(EXIT_INVALID)
+    env_history = os.environ.get(HISTORY_ENV) or None
+    env_config = os.environ.get(_CONFIG_ENV) or None
+    args = ""
+    if history is None and config is None and env_history is None and env_config is not None:
+        config = Path(env_config)  # as if given, but a suggested command needs not repeat it
+    elif config is not None and history is None:
+        args = f" --config {shlex.quote(str(config))}"
+    cfg: Config | None = None
+    if history is None and config is not None:
+        cfg = load_or_exit(config)
+        if cfg.store.backend == "redis":
+            return _Source(None, cfg, config, args)
+        history = Path(cfg.flows.history)
+    path = history or (Path(env_history) if env_history else _DEFAULT)
+    if not args and path != _DEFAULT:
+        args = f" --history {shlex.quote(str(path))}"
+    return _Source(path, cfg, config if cfg is not None else None, args)
+
+
+def _with_history(source: _Source, action: Callable[[RunHistory], Awaitable[T]]) -> T:
     async def go() -> T:
-        async with SQLiteRunHistory(path) as history:
+        async with source.open() as history:
             return await action(history)
 
-    return asyncio.run(go())
+    try:
+        return asyncio.run(go())
+    except RunHistoryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
 
 
-def _require(path: Path) -> None:
-    if not path.exists():
+def _require(source: _Source) -> None:
+    if source.path is not None and not source.path.exists():
         typer.echo(
-            f"error: no run history at {path} (runs are recorded by `mfo flow run`)", err=True
+            f"error: no run history at {source.path} (runs are recorded by `mfo flow run`, "
+            "and by `mfo serve` for its triggers)",
+            err=True,
         )
         raise typer.Exit(EXIT_INVALID)
 
 
-def _get(path: Path, run_id: str) -> RunRecord:
-    _require(path)
-    record = _with_history(path, lambda history: history.get_run(run_id))
+def _get(source: _Source, run_id: str) -> RunRecord:
+    _require(source)
+    record = _with_history(source, lambda history: history.get_run(run_id))
     if record is None:
-        typer.echo(f'error: no run "{run_id}" in {path}', err=True)
+        typer.echo(f'error: no run "{run_id}" in {source.label}', err=True)
         raise typer.Exit(EXIT_INVALID)
     return record
 
@@ -183,20 +279,22 @@ def list_runs(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, latest first.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
-    history: HistoryOption = _DEFAULT,
+    history: HistoryOption = None,
+    config: StoreConfigOption = None,
 ) -> None:
     """List the latest runs, newest first; a subflow's child run names its parent (PARENT)."""
+    source = _source(history, config)
     records: list[RunRecord] = []
-    if history.exists():
+    if source.path is None or source.path.exists():
         records = _with_history(
-            history,
+            source,
             lambda h: h.list_runs(limit, status=status, flow=flow, trigger=trigger, event_id=event),
         )
     if as_json:
         typer.echo(json.dumps([_summary_json(r) for r in records], indent=2))
         return
     if not records:
-        typer.echo(f"no runs in {history}")
+        typer.echo(f"no runs in {source.label}")
         return
     # Plain lines, one per run, never wrapped: easy to read, grep and cut. The optional columns
     # are there only when a listed run has them.
@@ -232,10 +330,12 @@ def show(
         Path | None,
         typer.Option(help="Also write a Chrome trace-event JSON (chrome://tracing, Perfetto)."),
     ] = None,
-    history: HistoryOption = _DEFAULT,
+    history: HistoryOption = None,
+    config: StoreConfigOption = None,
 ) -> None:
     """Show one run and the timeline of its tasks."""
-    record = _get(history, run_id)
+    source = _source(history, config)
+    record = _get(source, run_id)
     if trace is not None:
         trace.write_text(json.dumps(chrome_trace(record), default=str), encoding="utf-8")
         typer.echo(f"trace written to {trace}", err=True)
@@ -289,19 +389,19 @@ def show(
             child = child_run_id(record.run_id, row["task_id"])
             runs = f"child runs {child}[i], one per item" if row["task_id"] in for_each else ""
             lines.append(f"{'':>12}{runs or f'child run {child}'}")
-    hint = _hint(record, history)
+    hint = _hint(record, source)
     if hint:
         lines += ["", hint]
     typer.echo("\n".join(lines))
 
 
-def _hint(record: RunRecord, history: Path) -> str | None:
+def _hint(record: RunRecord, source: _Source) -> str | None:
     """How to go on with a run that did not succeed, if it can be taken up from here."""
     if record.status is RunState.SUCCEEDED or (
         record.status is RunState.RUNNING and owner_alive(record.owner) is not False
     ):
         return None
-    where = "" if history == _DEFAULT else f" --history {shlex.quote(str(history))}"
+    where = source.args
     if record.parent_run_id:
         return (
             f"a subflow's child run: resume its parent with: "
@@ -318,8 +418,10 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="Configuration with the MFO server to use (client section) "
-        "[default: the one the run recorded].",
+        help="Configuration with the MFO server to use (client section); default: the one "
+        "the run recorded. Without --history, its store also decides which run history "
+        "(backend redis: the runs in store.url under store.prefix; sqlite: flows.history).",
+        show_default=False,
     ),
 ]
 FlowFileOption = Annotated[
@@ -359,15 +461,17 @@ def _definition(record: RunRecord, flow_file: Path | None) -> FlowDefinition:
 
 
 def _run_again(
-    history: Path,
+    source: _Source,
     config: Path | None,
     concurrency: int,
     options: ExecutionOptions,
-    run: Callable[[FlowExecutor, SQLiteRunHistory, ExecutionOptions], Awaitable[FlowResult]],
+    run: Callable[[FlowExecutor, RunHistory, ExecutionOptions], Awaitable[FlowResult]],
     as_json: bool,
 ) -> None:
     """Run `run` with an executor over `config`; print the result; exit 1 if it failed."""
-    cfg = load_or_exit(config) if config is not None else None
+    cfg = None
+    if config is not None:  # loaded once: its warnings are printed once
+        cfg = source.config if source.config_file == config else load_or_exit(config)
     configure_logging("info", cfg.logging.format if cfg is not None else "text")
     if config is not None:
         options.config_path = str(config.resolve())
@@ -378,7 +482,7 @@ def _run_again(
         clients = FlowClients.from_config(cfg) if cfg is not None else FlowClients()
         executor = FlowExecutor(default_registry(), concurrency, clients)
         try:
-            async with SQLiteRunHistory(history) as store:
+            async with source.open() as store:
                 return await run(executor, store, options)
         finally:
             executor.close()
@@ -409,10 +513,11 @@ def resume(
         typer.Option(help="Resume a run recorded as running by a live process on this host."),
     ] = False,
     as_json: JsonOption = False,
-    history: HistoryOption = _DEFAULT,
+    history: HistoryOption = None,
 ) -> None:
     """Run RUN_ID again: its succeeded tasks are not re-run (their outputs are restored)."""
-    record = _get(history, run_id)
+    source = _source(history, config, both=True)
+    record = _get(source, run_id)
     definition = _definition(record, flow_file)
     config = _config_of(record, config)
     if not as_json:
@@ -424,13 +529,13 @@ def resume(
             err.print(f"restored (not re-run): {escape(', '.join(kept))}")
 
     async def run(
-        executor: FlowExecutor, store: SQLiteRunHistory, options: ExecutionOptions
+        executor: FlowExecutor, store: RunHistory, options: ExecutionOptions
     ) -> FlowResult:
         return await resume_run(
             executor, store, run_id, definition=definition, options=options, force=force
         )
 
-    _run_again(history, config, concurrency, ExecutionOptions(fail_fast=fail_fast), run, as_json)
+    _run_again(source, config, concurrency, ExecutionOptions(fail_fast=fail_fast), run, as_json)
 
 
 @runs_app.command("retry")
@@ -441,12 +546,13 @@ def retry(
     concurrency: ConcurrencyOption = 8,
     fail_fast: FailFastOption = False,
     as_json: JsonOption = False,
-    history: HistoryOption = _DEFAULT,
+    history: HistoryOption = None,
 ) -> None:
     """Run RUN_ID's flow again as a new run (a new id): every task runs, with the same initial
     context, trigger and event. The definition is the one recorded (--flow-file to use a fixed
     file); RUN_ID itself stays as it is."""
-    record = _get(history, run_id)
+    source = _source(history, config, both=True)
+    record = _get(source, run_id)
     try:
         check_retryable(record)
     except RunHistoryError as exc:
@@ -459,25 +565,27 @@ def retry(
         typer.echo(f"run {new_id} (a retry of run {run_id})", err=True)
 
     async def run(
-        executor: FlowExecutor, store: SQLiteRunHistory, options: ExecutionOptions
+        executor: FlowExecutor, store: RunHistory, options: ExecutionOptions
     ) -> FlowResult:
         return await retry_run(executor, store, run_id, definition=definition, options=options)
 
     options = ExecutionOptions(run_id=new_id, fail_fast=fail_fast)
-    _run_again(history, config, concurrency, options, run, as_json)
+    _run_again(source, config, concurrency, options, run, as_json)
 
 
 @runs_app.command("cancel")
 def cancel(
     run_id: Annotated[str, typer.Argument(help="The run to cancel.")],
-    history: HistoryOption = _DEFAULT,
+    history: HistoryOption = None,
+    config: StoreConfigOption = None,
 ) -> None:
     """Cancel a running run: the process running it cancels it within a second.
 
     A run recorded as running whose process is gone (on this host) is marked cancelled at once,
     and so are its tasks recorded as running.
     """
-    record = _get(history, run_id)
+    source = _source(history, config)
+    record = _get(source, run_id)
     if record.status.is_final:
         typer.echo(
             f'error: run "{run_id}" already {record.status.value}; nothing to cancel', err=True
@@ -485,10 +593,10 @@ def cancel(
         raise typer.Exit(EXIT_INVALID)
     if owner_alive(record.owner) is False:
         reason = f"cancelled while not running ({_GONE})"
-        _with_history(history, lambda h: mark_cancelled(h, run_id, reason))
+        _with_history(source, lambda h: mark_cancelled(h, run_id, reason))
         typer.echo(f"run {run_id} was not running ({_GONE}): marked cancelled")
         return
-    if not _with_history(history, lambda h: h.request_cancel(run_id)):
+    if not _with_history(source, lambda h: h.request_cancel(run_id)):
         typer.echo(f'error: run "{run_id}" is no longer running; nothing to cancel', err=True)
         raise typer.Exit(EXIT_INVALID)
     typer.echo(f"cancel requested for run {run_id}; the process running it will cancel it")

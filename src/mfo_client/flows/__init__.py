@@ -3,8 +3,9 @@
 `load_flow(path)` reads a definition, `build_flow(definition, registry)` checks it against the
 task types, and `FlowExecutor(registry, concurrency, clients).execute_flow(...)` runs it. Tasks
 reach the MFO server through `FlowContext.mfo`; this package knows nothing of webhooks or the
-delivery store. Runs can be recorded in a `RunHistory` (`SQLiteRunHistory`), resumed with
-`resume_run` and run anew with `retry_run`.
+delivery store. Runs can be recorded in a `RunHistory` (`SQLiteRunHistory`, `RedisRunHistory`;
+`open_history` picks the one a config names), resumed with `resume_run` and run anew with
+`retry_run`.
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ from mfo_client.flows._history import (
     RunRecord,
     RunState,
     TaskRecord,
+    owner_alive,
     resume_run,
     retry_run,
+    this_process,
 )
+from mfo_client.flows._history_open import open_history
+from mfo_client.flows._history_redis import RedisRunHistory
 from mfo_client.flows._history_sqlite import SQLiteRunHistory
 from mfo_client.flows._loader import load_flow, parse_flow
 from mfo_client.flows._registry import ENTRY_POINT_GROUP, TaskCallable, TaskFactory, TaskRegistry
@@ -56,6 +61,7 @@ __all__ = [
     "FlowResult",
     "MissingClientError",
     "Redactor",
+    "RedisRunHistory",
     "RetrySpec",
     "RunHistory",
     "RunHistoryError",
@@ -80,11 +86,14 @@ __all__ = [
     "evaluate",
     "is_true",
     "load_flow",
+    "open_history",
+    "owner_alive",
     "parse_flow",
     "render_config",
     "resume_run",
     "retry_run",
     "run_flow",
+    "this_process",
     "to_dot",
     "to_mermaid",
 ]
