@@ -170,5 +170,17 @@ def test_trigger_names_are_unique_and_the_timeout_positive(tmp_path: Path) -> No
 
     with pytest.raises(ConfigError, match='two triggers are named "t"'):
         make_config(tmp_path, [{"name": "t"}, {"name": "t"}])
-    with pytest.raises(ConfigError, match=r"respond_timeout must be more than 0s"):
+    with pytest.raises(ConfigError, match=r"triggers\[0\]\.respond_timeout: must be more than 0s"):
         make_config(tmp_path, [{"name": "t", "respond_timeout": "0s"}])
+    with pytest.raises(ConfigError, match=r"triggers\[0\]\.dedupe: "):
+        make_config(tmp_path, [{"name": "t", "dedupe": ""}])
+
+
+def test_a_dedupe_value_of_any_shape_never_breaks_intake(tmp_path: Path) -> None:
+    trigger = only(load(tmp_path, {"name": "t", "dedupe": "{1: 'x', 'a': payload.id}"}))
+    assert trigger.dedupe_key({"payload": {"id": 7}}) == '{"1": "x", "a": 7}'
+
+
+def test_a_template_given_where_an_expression_belongs_gets_a_hint(tmp_path: Path) -> None:
+    with pytest.raises(TriggerError, match=r"not templates: write payload\.x"):
+        load(tmp_path, {"name": "t", "input": {"b": "{{ payload.x }} and more"}})

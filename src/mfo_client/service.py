@@ -15,7 +15,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,12 @@ from mfo_client.delivery import (
     Forwarder,
     ForwarderSettings,
     IncomingEvent,
+    JobAccepted,
+    RedisStore,
     SQLiteStore,
     flow_kind,
 )
-from mfo_client.flows import FlowClients, FlowExecutor, SQLiteRunHistory, TaskRegistry
+from mfo_client.flows import FlowClients, FlowExecutor, TaskRegistry, open_history
 from mfo_client.flows.tasks import builtin_registry
 from mfo_client.observability import CONTENT_TYPE_LATEST, Metrics
 from mfo_client.triggers import TriggerError, Triggers, load_triggers
@@ -65,6 +67,17 @@ _PRUNE_EVERY = 3600.0
 def build_store(config: Config, *, role: str = "serve") -> EventStore:
     """The store the config names; relative paths are taken from the working directory."""
     store = config.store
+    if store.backend == "redis":
+        assert store.url is not None  # the config refuses redis without a url
+        return RedisStore(
+            store.url.get_secret_value(),
+            prefix=store.prefix,
+            max_pending=store.max_pending,
+            retention=store.retention.total_seconds(),
+            role="serve" if role == "serve" else "admin",
+            wait_replicas=store.wait_replicas,
+            wait_timeout=store.wait_timeout.total_seconds(),
+        )
     return SQLiteStore(
         Path(store.path),
         fsync=store.fsync,
@@ -116,44 +129,47 @@ class TriggerDispatch:
     def __init__(
         self,
         triggers: Triggers,
-        wait_for: Callable[[str, float], Awaitable[RunOutcome | None]],
+        wait_for: Callable[[str, float], Awaitable[RunOutcome | None]] | None,
+        ack_status: Mapping[str, int] | None = None,
     ) -> None:
-        """`wait_for(run_id, timeout)` tells how a run ended (None: not yet)."""
+        """`wait_for(run_id, timeout)` tells how a run ended (None: not yet); None when
+        nothing can run the jobs meanwhile (then the answer is the plain acknowledgement).
+        `ack_status` is each source's acknowledgement status (default 202)."""
         self.triggers = triggers
         self.wait_for = wait_for
+        self.ack_status = dict(ack_status or {})
 
     def plan(self, item: IncomingEvent) -> list[FlowJob]:
         return self.triggers.plan(item)
 
     async def respond(self, item: IncomingEvent, accepted: Accepted) -> Response | None:
         """For `respond: outputs` triggers: wait for their runs (each up to its trigger's
-        `respond_timeout`) and answer 200 with their outputs, or 202 with the run ids of
-        those still running."""
-        waits: list[tuple[str, str, float]] = []
+        `respond_timeout`) and answer 200 with their outputs, or, if some have not ended by
+        then, the source's acknowledgement status with their run ids."""
+        waits: list[tuple[JobAccepted, float]] = []
         for job in accepted.jobs:
             trigger = self.triggers.get(job.trigger)
             if trigger is not None and trigger.config.respond == "outputs":
-                waits.append((job.trigger, job.id, trigger.config.respond_timeout.total_seconds()))
-        if not waits:
+                waits.append((job, trigger.config.respond_timeout.total_seconds()))
+        wait_for = self.wait_for
+        if not waits or wait_for is None:
             return None
-        outcomes = await asyncio.gather(*(self.wait_for(rid, t) for _, rid, t in waits))
-        runs = [
-            _run_answer(name, rid, o) for (name, rid, _), o in zip(waits, outcomes, strict=True)
-        ]
+        outcomes = await asyncio.gather(*(wait_for(job.id, t) for job, t in waits))
+        runs = [_run_answer(job, o) for (job, _), o in zip(waits, outcomes, strict=True)]
         done = all(o is not None for o in outcomes)
         body = {"id": accepted.id, "duplicate": accepted.duplicate, "runs": runs}
-        return JSONResponse(body, status_code=200 if done else 202)
+        return JSONResponse(
+            body, status_code=200 if done else self.ack_status.get(item.source, 202)
+        )
 
 
-def _run_answer(trigger: str, run_id: str, outcome: RunOutcome | None) -> dict[str, Any]:
+def _run_answer(job: JobAccepted, outcome: RunOutcome | None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"trigger": job.trigger, "run_id": job.id}
+    if job.duplicate:
+        answer["duplicate"] = True
     if outcome is None:
-        return {"trigger": trigger, "run_id": run_id, "status": "running"}
-    answer: dict[str, Any] = {
-        "trigger": trigger,
-        "run_id": run_id,
-        "status": outcome.status,
-        "outputs": outcome.outputs,
-    }
+        return {**answer, "status": "running"}
+    answer.update(status=outcome.status, outputs=outcome.outputs)
     if outcome.error:
         answer["error"] = outcome.error
     return answer
@@ -195,7 +211,7 @@ class Service:
             raise ServiceConfigError(
                 "the triggers cannot run:\n" + "\n".join(f"  {p}" for p in exc.problems)
             ) from None
-        self.history = SQLiteRunHistory(config.flows.history) if len(self.triggers) else None
+        self.history = open_history(config) if len(self.triggers) else None
         self.flow_clients: FlowClients | None = None
         self.runner: FlowRunner | None = None
         if workers and self.history is not None:
@@ -211,14 +227,22 @@ class Service:
             )
         dispatch: TriggerDispatch | None = None
         if self.history is not None:
-            # A listener without workers waits on the run history, which the workers write.
             history = self.history
-            wait_for = (
-                self.runner.wait_for
-                if self.runner is not None
-                else (lambda run_id, timeout: wait_for_run(history, run_id, timeout))
-            )
-            dispatch = TriggerDispatch(self.triggers, wait_for)
+            wait_for: Callable[[str, float], Awaitable[RunOutcome | None]] | None = None
+            if self.runner is not None:
+                wait_for = self.runner.wait_for
+            elif config.store.backend != "sqlite":
+                # A listener without workers waits on the run history the workers write.
+                def wait_for(run_id: str, timeout: float) -> Awaitable[RunOutcome | None]:
+                    return wait_for_run(history, run_id, timeout)
+            else:
+                _log.warning(
+                    "the triggers' flow jobs are stored, but no process can run them while "
+                    "this one serves the SQLite store without workers; runs start when "
+                    "mfo serve runs with workers (or mfo worker) on this store"
+                )
+            ack = {s.name: s.ack_status for s in self.sources}
+            dispatch = TriggerDispatch(self.triggers, wait_for, ack)
         metrics_cfg = config.metrics
         metrics_route = Route(metrics_cfg.path, self._metrics_endpoint)
         self.metrics_app = Starlette(routes=[metrics_route])
@@ -235,10 +259,10 @@ class Service:
         )
         self._pruner: asyncio.Task[None] | None = None
 
-    def _notify(self) -> None:
+    def _notify(self, accepted: Accepted) -> None:
         if self.forwarder is not None:
             self.forwarder.notify()
-        if self.runner is not None:
+        if self.runner is not None and any(not job.duplicate for job in accepted.jobs):
             self.runner.notify()
 
     def _readiness(self) -> dict[str, Any]:

@@ -34,7 +34,6 @@ from mfo_client.delivery import FlowJob, IncomingEvent
 from mfo_client.flows import (
     BuiltFlow,
     FlowDefinitionError,
-    FlowError,
     TaskRegistry,
     build_flow,
     check_expression,
@@ -94,7 +93,7 @@ class Trigger:
         where = f"triggers[{self.name}].match.expression"
         try:
             return is_true(match.expression, event_variables(event), where=where)
-        except FlowError as exc:
+        except Exception as exc:  # whatever an expression does, intake goes on
             _log.warning(
                 "trigger %s does not match event %s: %s",
                 self.name,
@@ -112,7 +111,10 @@ class Trigger:
         where = f"triggers[{self.name}].dedupe"
         try:
             value = evaluate(self.config.dedupe, event_variables(event), where=where)
-        except FlowError as exc:
+            if value is None:
+                return None
+            text = value if isinstance(value, str) else _key_text(value)
+        except Exception as exc:  # whatever an expression does, intake goes on
             _log.warning(
                 "trigger %s: no dedupe key for event %s, so it is not deduplicated: %s",
                 self.name,
@@ -121,9 +123,6 @@ class Trigger:
                 extra={"mfo": {"trigger": self.name, "event_id": event.get("id")}},
             )
             return None
-        if value is None:
-            return None
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
         if len(text) > MAX_DEDUPE_KEY:
             text = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
         return text
@@ -139,6 +138,18 @@ class Trigger:
             key: evaluate(expr, variables, where=f"triggers[{self.name}].input.{key}")
             for key, expr in mapping.items()
         }
+
+
+def _key_text(value: Any) -> str:
+    """A dedupe value as text: JSON with sorted keys (keys JSON cannot sort, as text)."""
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except TypeError:  # mixed key types cannot be sorted
+        return json.dumps(
+            {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else value,
+            sort_keys=True,
+            default=str,
+        )
 
 
 class Triggers:
@@ -196,6 +207,11 @@ def load_triggers(config: Config, registry: TaskRegistry) -> Triggers:
                 continue
             problem = check_expression(expr)
             if problem is not None:
+                if "{{" in expr or "{%" in expr:
+                    problem += (
+                        " (values here are expressions, not templates: write payload.x, and "
+                        "join text with ~, e.g. 'issue ' ~ payload.issue.title)"
+                    )
                 problems.append(f"{at}.{key}: {problem}")
         path = Path(trigger.flow)
         if not path.is_file():

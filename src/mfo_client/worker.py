@@ -43,12 +43,14 @@ from mfo_client.flows import (
     RunState,
     RunStatus,
     TaskStatus,
+    owner_alive,
     resume_run,
+    this_process,
 )
 from mfo_client.observability import Metrics
 from mfo_client.triggers import Trigger, Triggers
 
-__all__ = ["FlowRunner", "RunOutcome", "RunnerSettings", "wait_for_run"]
+__all__ = ["FlowRunner", "RunOutcome", "RunnerSettings", "interrupted", "wait_for_run"]
 
 _log = logging.getLogger("mfo_client.worker")
 _IDLE_WAIT = 5.0
@@ -100,6 +102,22 @@ class _Stopping(Exception):
     """The runner stops: hand the job back, to be resumed."""
 
 
+class _Busy(Exception):
+    """Another live process runs this run: hand the job back for later."""
+
+
+class _Held:
+    """A job this runner runs: its current lease (replaced if the job is leased again while it
+    runs) and the event that cancels the run."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self.cancel = asyncio.Event()
+        self.lost = False
+        """The lease could not be kept: the run was stopped here, for whoever leases the job
+        next to resume."""
+
+
 class FlowRunner:
     """Leases flow jobs from `store` and runs them with `executor`, recording to `history`."""
 
@@ -123,7 +141,7 @@ class FlowRunner:
         self.metrics = metrics
         self._running: dict[str, int] = {t.name: 0 for t in triggers}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._cancels: dict[str, asyncio.Event] = {}
+        self._held: dict[str, _Held] = {}
         self._waiters: dict[str, list[asyncio.Future[RunOutcome]]] = {}
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -151,8 +169,8 @@ class FlowRunner:
             return
         grace = self.settings.grace if grace is None else grace
         _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-        for event in self._cancels.values():
-            event.set()
+        for job in self._held.values():
+            job.cancel.set()
         if pending:
             await asyncio.wait(pending)
 
@@ -193,6 +211,10 @@ class FlowRunner:
         return kinds
 
     async def _loop(self) -> None:
+        try:
+            await self._dead_letter_orphans()
+        except Exception:
+            _log.exception("cannot look for the jobs of triggers no longer configured")
         while not self._stopping.is_set():
             try:
                 self._wakeup.clear()  # before looking, so a notify() meanwhile is not lost
@@ -226,78 +248,128 @@ class FlowRunner:
             await asyncio.wait_for(self._wakeup.wait(), seconds)
 
     def _launch(self, lease: Lease) -> None:
+        held = self._held.get(lease.id)
+        if held is not None:
+            # Our own job, leased again: its lease ran out while it ran (renewals failed).
+            # Adopt the new lease instead of running the flow a second time.
+            held.lease = lease
+            _log.warning("run %s: its lease expired while running; renewed it here", lease.id)
+            return
         name = trigger_of(lease.kind) or ""
         if name in self._running:
             self._running[name] += 1
-        task = asyncio.create_task(self._job(lease, name), name=f"run-{lease.id}")
+        job = _Held(lease)
+        self._held[lease.id] = job
+        task = asyncio.create_task(self._job(job, name), name=f"run-{lease.id}")
         self._tasks.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
+            if self._held.get(lease.id) is job:
+                del self._held[lease.id]
             if name in self._running:
                 self._running[name] -= 1
             self._wakeup.set()  # a slot is free
 
         task.add_done_callback(done)
 
+    async def _dead_letter_orphans(self) -> None:
+        """Jobs of triggers no longer configured would wait forever: dead-letter them, where
+        `mfo dlq` shows them (and replays them once the trigger is back)."""
+        configured = {flow_kind(t.name) for t in self.triggers}
+        orphans = [k for k in await self.store.kinds() if trigger_of(k) and k not in configured]
+        for kind in orphans:
+            moved = 0
+            while leases := await self.store.lease(
+                self.owner, 100, self.settings.lease_time, [kind]
+            ):
+                for lease in leases:
+                    await self.store.dead_letter(
+                        lease,
+                        f'trigger "{trigger_of(kind)}" is not configured any more; add it '
+                        "back and replay this job (mfo dlq replay), or purge it",
+                    )
+                    moved += 1
+            if moved:
+                _log.error(
+                    "%d flow jobs of trigger %s, which is not configured any more, moved to "
+                    "the dead-letter queue",
+                    moved,
+                    trigger_of(kind),
+                )
+
     # -- one job ------------------------------------------------------------------------------
 
-    async def _job(self, lease: Lease, name: str) -> None:
+    async def _job(self, job: _Held, name: str) -> None:
         trigger = self.triggers.get(name)
+        run_id = job.lease.id
         with structlog.contextvars.bound_contextvars(
-            event_id=lease.event_id, run_id=lease.id, trigger=name
+            event_id=job.lease.event_id, run_id=run_id, trigger=name
         ):
-            if trigger is None:
-                await self.store.dead_letter(
-                    lease,
-                    f'trigger "{name}" is not configured any more; add it back and replay this '
-                    "job (mfo dlq replay), or purge it",
-                )
-                _log.error("flow job %s: trigger %s is not configured", lease.id, name)
+            if trigger is None:  # leased by kind, so only if the triggers changed meanwhile
+                await self.store.release(job.lease, self.settings.lease_time)
                 return
-            cancel = asyncio.Event()
-            self._cancels[lease.id] = cancel
-            renewer = asyncio.create_task(self._renew(lease, cancel))
+            renewer = asyncio.create_task(self._renew(job))
             try:
-                outcome = await self._run(lease, trigger, cancel)
+                outcome = await self._run(job, trigger)
             except _Stopping:
-                await self.store.release(lease)
-                _log.info("run %s handed back at shutdown; it resumes on the next start", lease.id)
+                await self.store.release(job.lease)  # a no-op if the lease is lost
+                _log.info("run %s handed back; it resumes where its job is leased next", run_id)
+                return
+            except _Busy as exc:
+                await self.store.release(job.lease, self.settings.lease_time)
+                _log.warning("run %s: %s; trying again later", run_id, exc)
                 return
             except Exception as exc:
-                await self._failed(lease, exc)
+                await self._failed(job.lease, exc)
                 return
             finally:
                 renewer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await renewer
-                self._cancels.pop(lease.id, None)
-            await self.store.complete(lease)
+            await self.store.complete(job.lease)
             self.finished += 1
             self._resolve(outcome)
 
-    async def _renew(self, lease: Lease, cancel: asyncio.Event) -> None:
-        every = self.settings.lease_time / 3
+    async def _renew(self, job: _Held) -> None:
+        """Keep the lease while the run goes on. If it cannot be renewed for two thirds of the
+        lease time, stop the run here: another worker may take the job over soon."""
+        lease_time = self.settings.lease_time
+        every = lease_time / 3
+        renewed = time.monotonic()
         while True:
             await asyncio.sleep(every)
             try:
-                held = await self.store.renew(lease, self.settings.lease_time)
+                held = await self.store.renew(job.lease, lease_time)
             except Exception:
-                _log.exception("cannot renew the lease of run %s", lease.id)
+                _log.exception("cannot renew the lease of run %s", job.lease.id)
+                if time.monotonic() - renewed > lease_time * 2 / 3:
+                    _log.error("run %s: lease about to expire; stopping the run", job.lease.id)
+                    job.lost = True
+                    job.cancel.set()
+                    return
                 continue
             if not held:
-                _log.error("run %s: lease lost to another worker; cancelling here", lease.id)
-                cancel.set()
+                _log.error("run %s: another worker took the job over; stopping here", job.lease.id)
+                job.lost = True
+                job.cancel.set()
                 return
+            renewed = time.monotonic()
 
-    async def _run(self, lease: Lease, trigger: Trigger, cancel: asyncio.Event) -> RunOutcome:
+    async def _run(self, job: _Held, trigger: Trigger) -> RunOutcome:
+        lease = job.lease
         record = await self.history.get_run(lease.id)
-        if record is not None and record.status.is_final and not _interrupted(record):
+        if record is not None and record.status.is_final and not interrupted(record):
             return RunOutcome.of_record(record)  # it ended before the job could be settled
+        if record is not None and record.status is RunState.RUNNING:
+            alive = owner_alive(record.owner)
+            if record.owner != this_process() and alive is True:
+                # e.g. `mfo runs resume` by hand: that process runs it; do not run it twice.
+                raise _Busy(f"process {record.owner} is running it")
         options = ExecutionOptions(
             run_id=lease.id,
             history=self.history,
-            cancel=cancel,
+            cancel=job.cancel,
             trigger=trigger.name,
             event_id=lease.event_id,
             observer=self._observer(trigger.name),
@@ -307,9 +379,9 @@ class FlowRunner:
         if self.metrics is not None:
             self.metrics.flow_run_started(trigger.name)
         started = time.monotonic()
-        status = "error"
+        status: str | None = None
         try:
-            if record is not None:
+            if record is not None and record.tasks:
                 _log.info("resuming run %s of trigger %s", lease.id, trigger.name)
                 result = await resume_run(
                     self.executor,
@@ -320,17 +392,22 @@ class FlowRunner:
                     force=True,
                 )
             else:
+                # New, or on record without any task started (a crash right after its start,
+                # or an event that does not fit the mapping): the input is made again.
                 try:
                     initial = trigger.initial_context(lease.event)
                 except FlowError as exc:
+                    status = RunStatus.FAILED.value
                     return await self._unmappable(lease, trigger, str(exc))
                 result = await self.executor.execute_flow(definition, initial, options)
-            if result.status is RunStatus.CANCELLED and self._stopping.is_set():
-                raise _Stopping
+            if result.status is RunStatus.CANCELLED and (self._stopping.is_set() or job.lost):
+                raise _Stopping  # not a cancel on request: the run resumes where leased next
+            await self._ensure_recorded(result)
             status = result.status.value
         finally:
             if self.metrics is not None:
-                self.metrics.flow_run_finished(trigger.name, status, time.monotonic() - started)
+                seconds = time.monotonic() - started
+                self.metrics.flow_run_finished(trigger.name, status, seconds)
         log = _log.info if result.succeeded else _log.warning
         log(
             "run %s of trigger %s %s%s",
@@ -340,6 +417,15 @@ class FlowRunner:
             f": {result.error}" if result.error else "",
         )
         return RunOutcome.of_result(result)
+
+    async def _ensure_recorded(self, result: FlowResult) -> None:
+        """The executor logs a failed write of the run's end and goes on; the job must not be
+        settled before the end is on record, or the run would look unfinished for ever."""
+        record = await self.history.get_run(result.run_id)
+        if record is None or not record.status.is_final:
+            await self.history.finish_run(
+                result.run_id, result.status, result.error, result.finished_at
+            )
 
     def _observer(self, trigger: str) -> Any:
         metrics = self.metrics
@@ -396,7 +482,7 @@ async def wait_for_run(
     deadline = time.monotonic() + timeout
     while True:
         record = await history.get_run(run_id)
-        if record is not None and record.status.is_final:
+        if record is not None and record.status.is_final and not interrupted(record):
             return RunOutcome.of_record(record)
         left = deadline - time.monotonic()
         if left <= 0:
@@ -408,6 +494,7 @@ async def wait_for_run(
             return await asyncio.wait_for(asyncio.shield(ended), min(left, _POLL))
 
 
-def _interrupted(record: RunRecord) -> bool:
-    """A run cancelled by a stopping runner (not on request) is to be resumed."""
+def interrupted(record: RunRecord) -> bool:
+    """Whether a run was stopped by a stopping runner (not cancelled on request), so that it
+    resumes when its job is leased again."""
     return record.status is RunState.CANCELLED and not record.cancel_requested

@@ -8,9 +8,9 @@ package knows nothing of flows).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from mfo_client.config._base import Section
@@ -29,6 +29,9 @@ def _one_or_many(value: object) -> object:
 Globs = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
 
 
+Expression = Annotated[str, Field(min_length=1)]
+
+
 class TriggerMatch(Section):
     """Which events: all of the given conditions must hold.
 
@@ -38,7 +41,7 @@ class TriggerMatch(Section):
 
     source: Globs = ("*",)
     type: Globs = ("*",)
-    expression: str | None = None
+    expression: Expression | None = None
 
 
 class TriggerConfig(Section):
@@ -54,8 +57,8 @@ class TriggerConfig(Section):
     match: TriggerMatch = Field(default_factory=TriggerMatch)
     flow: str = Field(min_length=1)
     """The flow file; a relative path is taken from the working directory."""
-    input: dict[str, str] | None = None
-    dedupe: str | None = None
+    input: dict[str, Expression] | None = None
+    dedupe: Expression | None = None
     concurrency: int = Field(default=4, ge=1, le=1024)
     """Runs of this trigger at once in one worker; more wait in the store."""
     respond: Literal["accepted", "outputs"] = "accepted"
@@ -63,10 +66,9 @@ class TriggerConfig(Section):
     respond_timeout: Duration = timedelta(seconds=10)
     """With `respond: outputs`: after this, answer 202 with the run id instead."""
 
-    @model_validator(mode="after")
-    def _timeout_positive(self) -> Self:
-        if self.respond_timeout.total_seconds() <= 0:
-            raise PydanticCustomError(
-                "respond_timeout", "respond_timeout must be more than 0s, e.g. 10s", {}
-            )
-        return self
+    @field_validator("respond_timeout")
+    @classmethod
+    def _timeout_positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise PydanticCustomError("respond_timeout", "must be more than 0s, e.g. 10s", {})
+        return value

@@ -161,8 +161,9 @@ class RunHistory(Protocol):
         parent_task_id: str | None = None,
     ) -> None:
         """Record a run as running. For a known `run_id` (a resume): keep its tasks, first
-        start, initial context, and the trigger, event and parent it had when these are None;
-        count the resume, take the new definition and config path, clear any cancel request."""
+        start, and the trigger, event and parent it had when these are None; count the resume,
+        take the new definition, initial context (a resume passes the recorded one) and config
+        path, clear any cancel request."""
         ...
 
     async def record_task(self, run_id: str, result: TaskResult) -> None:
@@ -392,6 +393,8 @@ async def mark_cancelled(history: RunHistory, run_id: str, reason: str) -> None:
                     error=reason,
                 ),
             )
+    # On request: a worker that finds the run's job must not resume it (see `worker`).
+    await history.request_cancel(run_id)
     await history.finish_run(run_id, RunStatus.CANCELLED, reason, now)
 
 

@@ -107,6 +107,7 @@ _START: Final = """
         flow_file = excluded.flow_file,
         status = 'running',
         definition = excluded.definition,
+        initial_context = excluded.initial_context,
         finished_at = NULL,
         error = NULL,
         "trigger" = coalesce(excluded."trigger", runs."trigger"),

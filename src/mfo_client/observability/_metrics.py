@@ -115,8 +115,11 @@ class Metrics:
     def flow_run_started(self, trigger: str) -> None:
         self.flow_runs_active.labels(trigger).inc()
 
-    def flow_run_finished(self, trigger: str, status: str, seconds: float | None) -> None:
+    def flow_run_finished(self, trigger: str, status: str | None, seconds: float | None) -> None:
+        """`status` None: the run did not end here (handed back at shutdown, or an error)."""
         self.flow_runs_active.labels(trigger).dec()
+        if status is None:
+            return
         self.flow_runs.labels(trigger, status).inc()
         if seconds is not None:
             self.flow_run_seconds.labels(trigger).observe(seconds)

@@ -53,7 +53,7 @@ class IntakeEndpoint:
         source: Source,
         store: EventStore,
         *,
-        on_accepted: Callable[[], None] | None = None,
+        on_accepted: Callable[[Accepted], None] | None = None,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         dispatch: Dispatch | None = None,
@@ -149,7 +149,7 @@ class IntakeEndpoint:
                 {"Retry-After": "30"},
             ) from None
         if self.on_accepted is not None and not accepted.duplicate:
-            self.on_accepted()
+            self.on_accepted(accepted)
         _log.info(
             "webhook accepted: %s %s%s",
             event["type"],
@@ -203,7 +203,7 @@ def create_webhook_app(
     sources: Sequence[Source],
     store: EventStore,
     *,
-    on_accepted: Callable[[], None] | None = None,
+    on_accepted: Callable[[Accepted], None] | None = None,
     clock: Callable[[], float] = time.time,
     lifespan: Callable[[Starlette], object] | None = None,
     metrics: Metrics | None = None,
