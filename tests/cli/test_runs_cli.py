@@ -254,6 +254,28 @@ def test_cancel(tmp_path: Path) -> None:
     assert show_json(db, "dead")["status"] == "cancelled"
 
 
+async def _record_paused(db: Path) -> None:
+    definition = {"name": "x", "tasks": [{"id": "a", "type": "simple_log_task"}]}
+    async with SQLiteRunHistory(db) as history:
+        await history.start_run("paused", "x", None, definition, {}, 1.0, trigger="hook")
+        await history.finish_run("paused", RunStatus.CANCELLED, "the run was cancelled", 2.0)
+
+
+def test_a_paused_triggered_run_is_cancelled_for_good_before_it_can_be_retried(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "runs.db"
+    asyncio.run(_record_paused(db))
+    code, _, err = mfo("runs", "retry", "paused", "--history", str(db))
+    assert code == 2 and "was paused when its worker stopped" in err
+
+    code, out, _ = mfo("runs", "cancel", "paused", "--history", str(db))
+    assert code == 0 and "it will not be resumed" in out
+    assert show_json(db, "paused")["cancel_requested"] is True
+    code, _, err = mfo("runs", "cancel", "paused", "--history", str(db))
+    assert code == 2 and "already cancelled" in err
+
+
 def _wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():

@@ -201,6 +201,23 @@ async def test_cancel_flag(history: AnyHistory) -> None:
     assert await history.cancel_requested("missing") is False
 
 
+async def test_a_paused_triggered_run_can_be_kept_from_resuming(history: AnyHistory) -> None:
+    # A worker stopping mid-run records it cancelled without a request: paused, to resume.
+    await start(history, "paused", trigger="hook")
+    await history.finish_run("paused", RunStatus.CANCELLED, "the run was cancelled", 101.0)
+    record = await history.get_run("paused")
+    assert record is not None and record.paused
+    assert await history.request_cancel("paused") is True  # the operator: do not resume it
+    record = await history.get_run("paused")
+    assert record is not None and not record.paused and record.cancel_requested
+    # A run started by hand and cancelled (Ctrl-C) is not paused: nothing would resume it.
+    await start(history, "by-hand")
+    await history.finish_run("by-hand", RunStatus.CANCELLED, "the run was cancelled", 101.0)
+    by_hand = await history.get_run("by-hand")
+    assert by_hand is not None and not by_hand.paused
+    assert await history.request_cancel("by-hand") is False
+
+
 async def test_another_handle_sees_a_write_once_the_call_returns(
     history: AnyHistory, new_history: Callable[[], AnyHistory]
 ) -> None:

@@ -586,6 +586,11 @@ def cancel(
     """
     source = _source(history, config)
     record = _get(source, run_id)
+    if record.paused and _with_history(source, lambda h: h.request_cancel(run_id)):
+        typer.echo(
+            f"run {run_id} was paused when its worker stopped: it will not be resumed (cancelled)"
+        )
+        return
     if record.status.is_final:
         typer.echo(
             f'error: run "{run_id}" already {record.status.value}; nothing to cancel', err=True

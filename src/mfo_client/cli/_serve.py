@@ -34,11 +34,14 @@ def serve(
 
     def announce(url: str) -> None:
         typer.echo(f"mfo serve listening on {url}: {sources_text}", err=True)
-        typer.echo(f"forwarding to {cfg.client.base_url}; store {cfg.store.path}", err=True)
+        store = cfg.store
+        where = store.path if store.backend == "sqlite" else f"redis (prefix {store.prefix})"
+        typer.echo(f"forwarding to {cfg.client.base_url}; store {where}", err=True)
         for trigger in cfg.triggers:
             typer.echo(f"trigger {trigger.name}: runs {trigger.flow}", err=True)
         if cfg.triggers:
-            typer.echo(f"flow runs are recorded in {cfg.flows.history} (mfo runs list)", err=True)
+            history = cfg.flows.history if store.backend == "sqlite" else "redis"
+            typer.echo(f"flow runs are recorded in {history} (mfo runs list)", err=True)
 
     try:
         run_service(

@@ -23,9 +23,9 @@ def worker(config: ConfigOption) -> None:
     configure_logging(cfg.logging.level, cfg.logging.format)
 
     def announce() -> None:
-        typer.echo(
-            f"mfo worker forwarding to {cfg.client.base_url}; store {cfg.store.backend}", err=True
-        )
+        store = cfg.store
+        where = store.path if store.backend == "sqlite" else f"redis (prefix {store.prefix})"
+        typer.echo(f"mfo worker forwarding to {cfg.client.base_url}; store {where}", err=True)
         for trigger in cfg.triggers:
             typer.echo(f"trigger {trigger.name}: runs {trigger.flow}", err=True)
 

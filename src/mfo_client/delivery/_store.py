@@ -39,7 +39,9 @@ class EventStore(Protocol):
     """A durable outbox of webhook events with a dead-letter table."""
 
     async def open(self) -> None:
-        """Connect and prepare the backend; a serving store also releases every old lease."""
+        """Connect and prepare the backend. A store one process serves (SQLite) also releases
+        every old lease, which only a dead predecessor can hold; a shared store (Redis) leaves
+        them, and a dead worker's jobs are claimed once idle for their lease time."""
         ...
 
     async def close(self) -> None:
@@ -53,15 +55,20 @@ class EventStore(Protocol):
         with the same `dedupe_key` (within the retention) is not stored: `Accepted.jobs` names
         the earlier job's id for it.
 
-        Raises `StoreFullError` when too much is waiting and `StoreUnavailableError` when the
-        backend cannot write; in both cases nothing was stored.
+        Raises `StoreFullError` when too much is waiting (nothing was stored) and
+        `StoreUnavailableError` when the write cannot be confirmed: on SQLite nothing was
+        stored; on Redis the write may have reached the primary (a lost reply, too few
+        replicas for WAIT), so a sender's retry may be answered as a duplicate.
         """
         ...
 
     async def lease(
         self, owner: str, limit: int, lease_for: float, kinds: Sequence[str] = (FORWARD,)
     ) -> list[Lease]:
-        """Take up to `limit` due jobs of `kinds`, oldest first, for `lease_for` seconds."""
+        """Take up to `limit` due jobs of `kinds`, oldest first, for `lease_for` seconds.
+
+        Workers of one kind must use the same `lease_for` (they do when they share a config):
+        on Redis a job held longer than the claimer's `lease_for` without renewal is claimed."""
         ...
 
     async def renew(self, lease: Lease, lease_for: float) -> bool:

@@ -139,6 +139,16 @@ class RunRecord:
     def duration(self) -> float | None:
         return None if self.finished_at is None else self.finished_at - self.started_at
 
+    @property
+    def paused(self) -> bool:
+        """A triggered run that a stopping worker cancelled (not on request): its job is
+        still in the store, and the next worker to lease it resumes it."""
+        return (
+            self.trigger is not None
+            and self.status is RunState.CANCELLED
+            and not self.cancel_requested
+        )
+
     def task(self, task_id: str) -> TaskRecord | None:
         return next((t for t in self.tasks if t.task_id == task_id), None)
 
@@ -190,7 +200,8 @@ class RunHistory(Protocol):
         ...
 
     async def request_cancel(self, run_id: str) -> bool:
-        """Ask the process running `run_id` to cancel it; False if it is not running."""
+        """Ask the process running `run_id` to cancel it, or keep a paused run (see
+        `RunRecord.paused`) from being resumed; False if it is neither."""
         ...
 
     async def cancel_requested(self, run_id: str) -> bool: ...
@@ -368,6 +379,11 @@ def check_retryable(record: RunRecord) -> None:
         raise RunHistoryError(
             f'run "{record.run_id}" succeeded; retry only a failed or cancelled run '
             "(start a new run with mfo flow run)"
+        )
+    if record.paused:
+        raise RunHistoryError(
+            f'run "{record.run_id}" was paused when its worker stopped and resumes when a '
+            "worker runs again; to retry it instead, cancel it first (mfo runs cancel)"
         )
 
 

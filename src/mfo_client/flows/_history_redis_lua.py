@@ -76,7 +76,10 @@ if op == 'finish' then
   return 1
 end
 if op == 'cancel' then
-  if old[1] ~= 'running' then return 0 end
+  local paused = old[1] == 'cancelled'
+    and redis.call('HGET', run, 'cancel_requested') ~= '1'
+    and redis.call('HEXISTS', run, 'trigger') == 1
+  if old[1] ~= 'running' and not paused then return 0 end
   redis.call('HSET', run, 'cancel_requested', '1')
   return 1
 end

@@ -229,7 +229,8 @@ class SQLiteRunHistory:
     async def request_cancel(self, run_id: str) -> bool:
         def request(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
-                "UPDATE runs SET cancel_requested = 1 WHERE id = ? AND status = 'running'",
+                "UPDATE runs SET cancel_requested = 1 WHERE id = ? AND (status = 'running' "
+                "OR (status = 'cancelled' AND cancel_requested = 0 AND \"trigger\" IS NOT NULL))",
                 (run_id,),
             )
             return cursor.rowcount > 0
