@@ -24,9 +24,10 @@ from starlette.routing import Route
 
 from mfo_client.config import Config
 from mfo_client.devserver import DevServerSettings
-from mfo_client.flows import RunRecord, RunState, SQLiteRunHistory
+from mfo_client.flows import RunRecord, RunState, open_history
 from mfo_client.service import Service, ServiceConfigError
 from tests._servers import free_port, run_app, run_devserver, run_service
+from tests._stores import StoreKit
 
 SECRET = "trigger-secret"
 TOKEN = "dev-token"
@@ -107,13 +108,18 @@ def flow_file(tmp_path: Path, name: str, text: str) -> str:
 
 
 def make_config(
-    tmp_path: Path, mfo_url: str, triggers: list[dict[str, Any]], **extra: Any
+    tmp_path: Path,
+    mfo_url: str,
+    triggers: list[dict[str, Any]],
+    kit: StoreKit | None = None,
+    **extra: Any,
 ) -> Config:
+    store = kit.config() if kit is not None else {"path": str(tmp_path / "outbox.db")}
     return Config.from_mapping(
         {
             "client": {"base_url": f"{mfo_url}/api", "auth_token": TOKEN, "timeout": "5s"},
             "webhook_listener": {"port": 0, "secret_key": SECRET},
-            "store": {"path": str(tmp_path / "outbox.db")},
+            "store": store,
             "delivery": {"initial_backoff": "100ms", "max_backoff": "200ms"},
             "flows": {"history": str(tmp_path / "runs.db"), **extra.pop("flows", {})},
             "triggers": triggers,
@@ -126,7 +132,7 @@ def make_config(
 async def finished(config: Config, run_id: str) -> RunRecord:
     """The run once it has ended (bounded wait), read from the run history file."""
     deadline = time.monotonic() + WAIT
-    async with SQLiteRunHistory(config.flows.history) as history:
+    async with open_history(config) as history:
         while True:
             record = await history.get_run(run_id)
             if record is not None and record.status.is_final:
@@ -141,7 +147,7 @@ async def post(url: str, body: bytes, delivery: str) -> httpx.Response:
 
 
 async def test_a_triggered_flow_creates_the_resource_and_the_message_at_the_server(
-    tmp_path: Path, mfo_url: str, api: httpx.AsyncClient
+    tmp_path: Path, mfo_url: str, kit: StoreKit, api: httpx.AsyncClient
 ) -> None:
     trigger = {
         "name": "activity",
@@ -149,7 +155,7 @@ async def test_a_triggered_flow_creates_the_resource_and_the_message_at_the_serv
         "flow": flow_file(tmp_path, "record", RESOURCE_FLOW),
         "input": {"repository": "payload.repository", "author": "payload.pusher"},
     }
-    config = make_config(tmp_path, mfo_url, [trigger])
+    config = make_config(tmp_path, mfo_url, [trigger], kit)
     body = seed_event("push", {"repository": "octo/hello", "pusher": "mona"})
     with run_service(config) as (url, _):
         response = await post(url, body, "d-1")
@@ -169,7 +175,7 @@ async def test_a_triggered_flow_creates_the_resource_and_the_message_at_the_serv
 
 
 async def test_dedupe_makes_one_run_per_key_however_many_deliveries_carry_it(
-    tmp_path: Path, mfo_url: str, api: httpx.AsyncClient
+    tmp_path: Path, mfo_url: str, kit: StoreKit, api: httpx.AsyncClient
 ) -> None:
     trigger = {
         "name": "per-commit",
@@ -178,7 +184,7 @@ async def test_dedupe_makes_one_run_per_key_however_many_deliveries_carry_it(
         "input": {"repository": "payload.repository", "author": "payload.pusher"},
         "dedupe": "payload.after",
     }
-    config = make_config(tmp_path, mfo_url, [trigger])
+    config = make_config(tmp_path, mfo_url, [trigger], kit)
     first = seed_event("push", {"repository": "o/r", "pusher": "a", "after": "abc1"})
     again = seed_event("push", {"repository": "o/r", "pusher": "b", "after": "abc1"})
     other = seed_event("push", {"repository": "o/r", "pusher": "c", "after": "def2"})
@@ -195,14 +201,16 @@ async def test_dedupe_makes_one_run_per_key_however_many_deliveries_carry_it(
     assert sorted(r["content"]["author"] for r in resources) == ["a", "c"]
 
 
-async def test_respond_outputs_answers_with_the_flow_outputs(tmp_path: Path, mfo_url: str) -> None:
+async def test_respond_outputs_answers_with_the_flow_outputs(
+    tmp_path: Path, mfo_url: str, kit: StoreKit
+) -> None:
     trigger = {
         "name": "answer",
         "match": {"type": "user_created"},
         "flow": flow_file(tmp_path, "log", LOG_FLOW),
         "respond": "outputs",
     }
-    config = make_config(tmp_path, mfo_url, [trigger])
+    config = make_config(tmp_path, mfo_url, [trigger], kit)
     with run_service(config) as (url, _):
         response = await post(url, seed_event("user_created", {"id": "u7"}), "d-1")
     assert response.status_code == 200, response.text
@@ -214,7 +222,7 @@ async def test_respond_outputs_answers_with_the_flow_outputs(tmp_path: Path, mfo
 
 
 async def test_respond_outputs_gives_202_with_the_run_id_when_the_flow_is_slow(
-    tmp_path: Path, mfo_url: str
+    tmp_path: Path, mfo_url: str, kit: StoreKit
 ) -> None:
     release = asyncio.Event()
 
@@ -231,7 +239,7 @@ async def test_respond_outputs_gives_202_with_the_run_id_when_the_flow_is_slow(
             "respond_timeout": "300ms",
         }
         flows = {"tasks": {"http_get_task": {"allow_hosts": ["127.0.0.1"]}}}
-        config = make_config(tmp_path, mfo_url, [trigger], flows=flows)
+        config = make_config(tmp_path, mfo_url, [trigger], kit, flows=flows)
         with run_service(config) as (url, _):
             body = seed_event("fetch", {"url": f"{slow_url}/slow"})
             response = await post(url, body, "d-1")
@@ -253,11 +261,11 @@ def release_in_server(event: asyncio.Event) -> None:
 
 
 async def test_a_failed_flow_does_not_block_forwarding(
-    tmp_path: Path, mfo_url: str, api: httpx.AsyncClient
+    tmp_path: Path, mfo_url: str, kit: StoreKit, api: httpx.AsyncClient
 ) -> None:
     trigger = {"name": "fails", "flow": flow_file(tmp_path, "failing", FAILING_FLOW)}
     flows = {"tasks": {"http_get_task": {"allow_hosts": ["127.0.0.1"]}}}
-    config = make_config(tmp_path, mfo_url, [trigger], flows=flows)
+    config = make_config(tmp_path, mfo_url, [trigger], kit, flows=flows)
     with run_service(config) as (url, _):
         answer = (await post(url, seed_event("x", {"port": free_port()}), "d-1")).json()
         record = await finished(config, answer["runs"][0]["run_id"])
@@ -269,10 +277,12 @@ async def test_a_failed_flow_does_not_block_forwarding(
     assert "fetch" in (record.error or "")
 
 
-async def test_flows_that_need_no_server_run_while_the_server_is_down(tmp_path: Path) -> None:
+async def test_flows_that_need_no_server_run_while_the_server_is_down(
+    tmp_path: Path, kit: StoreKit
+) -> None:
     down = f"http://127.0.0.1:{free_port()}"
     trigger = {"name": "local", "flow": flow_file(tmp_path, "log", LOG_FLOW)}
-    config = make_config(tmp_path, down, [trigger])
+    config = make_config(tmp_path, down, [trigger], kit)
     with run_service(config) as (url, service):
         answer = (await post(url, seed_event("user_created", {"id": "u1"}), "d-1")).json()
         record = await finished(config, answer["runs"][0]["run_id"])
@@ -291,14 +301,14 @@ def service_loop(service: Service) -> asyncio.AbstractEventLoop:
 
 
 async def test_an_event_that_does_not_fit_the_input_mapping_is_a_failed_run_on_record(
-    tmp_path: Path, mfo_url: str
+    tmp_path: Path, mfo_url: str, kit: StoreKit
 ) -> None:
     trigger = {
         "name": "strict",
         "flow": flow_file(tmp_path, "log", LOG_FLOW),
         "input": {"input": "payload.user"},
     }
-    config = make_config(tmp_path, mfo_url, [trigger])
+    config = make_config(tmp_path, mfo_url, [trigger], kit)
     with run_service(config) as (url, _):
         answer = (await post(url, seed_event("user_created", {"id": "u1"}), "d-1")).json()
         record = await finished(config, answer["runs"][0]["run_id"])
@@ -307,9 +317,11 @@ async def test_an_event_that_does_not_fit_the_input_mapping_is_a_failed_run_on_r
     assert record.event_id == answer["id"]
 
 
-async def test_metrics_count_runs_by_trigger_and_status(tmp_path: Path, mfo_url: str) -> None:
+async def test_metrics_count_runs_by_trigger_and_status(
+    tmp_path: Path, mfo_url: str, kit: StoreKit
+) -> None:
     trigger = {"name": "counted", "flow": flow_file(tmp_path, "log", LOG_FLOW)}
-    config = make_config(tmp_path, mfo_url, [trigger])
+    config = make_config(tmp_path, mfo_url, [trigger], kit)
     with run_service(config) as (url, _):
         for n in range(2):
             answer = (await post(url, seed_event("e", {"id": n}), f"d-{n}")).json()
@@ -344,7 +356,9 @@ def test_a_broken_trigger_stops_the_start_with_every_problem(tmp_path: Path) -> 
     assert "triggers[bad].dedupe:" in text
 
 
-async def test_a_trigger_runs_at_most_its_concurrency_at_once(tmp_path: Path, mfo_url: str) -> None:
+async def test_a_trigger_runs_at_most_its_concurrency_at_once(
+    tmp_path: Path, mfo_url: str, kit: StoreKit
+) -> None:
     state = {"now": 0, "most": 0, "served": 0}
 
     async def counted(_: Request) -> JSONResponse:
@@ -362,7 +376,7 @@ async def test_a_trigger_runs_at_most_its_concurrency_at_once(tmp_path: Path, mf
             "concurrency": 2,
         }
         flows = {"tasks": {"http_get_task": {"allow_hosts": ["127.0.0.1"]}}}
-        config = make_config(tmp_path, mfo_url, [trigger], flows=flows)
+        config = make_config(tmp_path, mfo_url, [trigger], kit, flows=flows)
         with run_service(config) as (url, _):
             body = seed_event("fetch", {"url": f"{count_url}/count"})
             answers = await asyncio.gather(*(post(url, body, f"d-{n}") for n in range(6)))

@@ -1,4 +1,8 @@
-"""`kit`: the behavioural store tests run once per backend (ids `[sqlite]` and `[redis]`)."""
+"""`kit`: a test taking it runs once per store backend (ids `[sqlite]` and `[redis]`).
+
+The Redis is the one on 127.0.0.1:6379 (started if none answers; skipped without one, failed
+in CI); each test has a key prefix of its own, deleted afterwards (see `tests/_stores.py`).
+"""
 
 from __future__ import annotations
 
