@@ -6,6 +6,10 @@ A `StoreKit` makes stores of one backend for one test: SQLite files in its tmp_p
 Redis, ages the held leases as much: a Redis lease expires by the server's idle time of its
 stream entry, not by the store's clock.
 
+`StoreKit.beside` opens a second store on the same file or prefix, as `mfo outbox` does beside
+a running service, and `peek` reads through it the jobs a worker could lease (giving them back):
+tests read what a service stored through the `EventStore` interface, whatever the backend.
+
 `ensure_redis` finds the Redis, starting one if none answers; without one the Redis tests skip,
 except in CI (`CI=true`), where they fail.
 """
@@ -17,6 +21,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,9 +31,9 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
-from mfo_client.delivery import RedisStore, SQLiteStore
+from mfo_client.delivery import FORWARD, Lease, RedisStore, SQLiteStore
 
-__all__ = ["BACKENDS", "REDIS_URL", "Clock", "StoreKit", "ensure_redis", "redis_keys"]
+__all__ = ["BACKENDS", "REDIS_URL", "Clock", "StoreKit", "ensure_redis", "peek", "redis_keys"]
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
@@ -107,6 +112,12 @@ class StoreKit:
             return SQLiteStore(self.path, **options)
         return RedisStore(REDIS_URL, prefix=self.prefix, **options)
 
+    def beside(self) -> SQLiteStore | RedisStore:
+        """A second store on this kit's file or prefix, as `mfo outbox` opens one beside a
+        running service: role admin (on Redis the role changes nothing; any number of stores
+        share a prefix) and the real clock, the one the service's store runs on."""
+        return self.store(role="admin", clock=time.time)
+
     def config(self, **options: Any) -> dict[str, Any]:
         """The `store` section of a configuration for this backend."""
         if self.backend == "sqlite":
@@ -139,3 +150,13 @@ class StoreKit:
             keys = [key async for key in r.scan_iter(match=f"{self.prefix}:*", count=1000)]
             for start in range(0, len(keys), 1000):
                 await r.unlink(*keys[start : start + 1000])
+
+
+async def peek(kit: StoreKit, kinds: Sequence[str] = (FORWARD,)) -> list[Lease]:
+    """The jobs of `kinds` a worker could lease now, through a store `beside` the service's,
+    leased and given straight back (`release` counts no attempt)."""
+    async with kit.beside() as store:
+        leases = await store.lease("test", 1000, 60, kinds=kinds)
+        for lease in leases:
+            await store.release(lease)
+    return leases

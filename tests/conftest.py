@@ -1,4 +1,6 @@
 """`kit`: a test taking it runs once per store backend (ids `[sqlite]` and `[redis]`).
+`module_kit` is the same for a module's long-lived service: the module's tests taking it run
+once per backend, all against one service and one store.
 
 The Redis is the one on 127.0.0.1:6379 (started if none answers; skipped without one, failed
 in CI); each test has a key prefix of its own, deleted afterwards (see `tests/_stores.py`).
@@ -6,7 +8,8 @@ in CI); each test has a key prefix of its own, deleted afterwards (see `tests/_s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +30,15 @@ async def kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[S
     made = StoreKit(request.param, tmp_path)
     yield made
     await made.cleanup()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_kit(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StoreKit]:
+    if request.param == "redis":
+        request.getfixturevalue("redis_server")
+    made = StoreKit(request.param, tmp_path_factory.mktemp(f"store-{request.param}"))
+    yield made
+    # Sync with its own loop: the tests' loops are per function, gone by the module's end.
+    asyncio.run(made.cleanup())

@@ -1,4 +1,5 @@
-"""Operating `mfo serve`: metrics, readiness, a metrics port of its own, root path, SIGTERM."""
+"""Operating `mfo serve`: metrics, readiness, a metrics port of its own, root path, SIGTERM; each
+on both store backends (SQLite and Redis)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from mfo_client.config import Config
 from mfo_client.devserver import DevServerSettings
 from tests._servers import free_port, run_devserver, run_service, wait_http
+from tests._stores import StoreKit
 
 SECRET = "ops-secret"
 
@@ -37,12 +39,12 @@ def mfo_url() -> Iterator[str]:
         yield url
 
 
-def config(tmp_path: Path, mfo_url: str, **extra: object) -> Config:
+def config(kit: StoreKit, mfo_url: str, **extra: object) -> Config:
     return Config.from_mapping(
         {
             "client": {"base_url": f"{mfo_url}/api", "auth_token": "dev-token"},
             "webhook_listener": {"port": 0, "secret_key": SECRET},
-            "store": {"path": str(tmp_path / "outbox.db")},
+            "store": kit.config(),
             **extra,
         },
         env={},
@@ -58,10 +60,10 @@ def metric(text: str, name: str) -> float:
     raise AssertionError(f"{name} not in metrics:\n{text}")
 
 
-def test_metrics_count_requests_failures_and_the_outbox(tmp_path: Path, mfo_url: str) -> None:
+def test_metrics_count_requests_failures_and_the_outbox(kit: StoreKit, mfo_url: str) -> None:
     body = json.dumps({"type": "user_created", "payload": {"id": "u1"}}).encode()
     with (
-        run_service(config(tmp_path, mfo_url)) as (url, _service),
+        run_service(config(kit, mfo_url)) as (url, _service),
         httpx.Client(base_url=url) as http,
     ):
         assert http.post("/webhook", content=body, headers=signed(body, "d-1")).status_code == 202
@@ -93,7 +95,9 @@ def test_metrics_count_requests_failures_and_the_outbox(tmp_path: Path, mfo_url:
     }
 
 
-def test_metrics_port_root_path_and_sigterm_in_a_real_process(tmp_path: Path, mfo_url: str) -> None:
+def test_metrics_port_root_path_and_sigterm_in_a_real_process(
+    tmp_path: Path, kit: StoreKit, mfo_url: str
+) -> None:
     port, metrics_port = free_port(), free_port()
     cfg = tmp_path / "config.yaml"
     cfg.write_text(
@@ -101,7 +105,7 @@ def test_metrics_port_root_path_and_sigterm_in_a_real_process(tmp_path: Path, mf
 client: {{base_url: "{mfo_url}/api", auth_token: dev-token}}
 webhook_listener: {{port: {port}, secret_key: {SECRET}, root_path: /mfo}}
 metrics: {{port: {metrics_port}}}
-store: {{path: "{tmp_path / "outbox.db"}"}}
+store: {json.dumps(kit.config())}
 logging: {{level: warning}}
 """,
         encoding="utf-8",
@@ -134,14 +138,14 @@ logging: {{level: warning}}
     assert proc.returncode == 0, output.decode()
 
 
-def test_serve_refuses_to_forward_without_credentials(tmp_path: Path) -> None:
+def test_serve_refuses_to_forward_without_credentials(kit: StoreKit) -> None:
     from mfo_client.service import Service, ServiceConfigError
 
     cfg = Config.from_mapping(
         {
             "client": {"auth_token": "${EMPTY}"},
             "webhook_listener": {"secret_key": SECRET},
-            "store": {"path": str(tmp_path / "outbox.db")},
+            "store": kit.config(),
         },
         env={"EMPTY": ""},
     )

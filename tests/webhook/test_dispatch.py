@@ -1,6 +1,7 @@
 """The dispatch hook: the flow runs an event asks for are stored with it and named in the 202,
 and a dispatch may answer the sender itself. The dispatch here is a small plug-in of the kind a
-caller writes (not a stand-in for project code), served over a real SQLite store."""
+caller writes (not a stand-in for project code), served over a real store: each test runs on
+both backends (SQLite and Redis)."""
 
 from __future__ import annotations
 
@@ -19,16 +20,10 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 
 from mfo_client.config import SourceConfig
-from mfo_client.delivery import (
-    Accepted,
-    FlowJob,
-    IncomingEvent,
-    Lease,
-    SQLiteStore,
-    flow_kind,
-)
+from mfo_client.delivery import Accepted, FlowJob, IncomingEvent, Lease, flow_kind
 from mfo_client.webhook import Dispatch, build_source, create_webhook_app
 from tests._servers import run_app
+from tests._stores import StoreKit, peek
 
 DATA = Path(__file__).parent.parent / "data"
 PUSH = (DATA / "github" / "push.new_branch.json").read_bytes()
@@ -85,18 +80,19 @@ def github(body: bytes, event: str, delivery: str | None = None) -> dict[str, st
 
 
 @pytest.fixture(scope="module")
-def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("dispatch") / "mfo.db"
+def store_kit(module_kit: StoreKit) -> StoreKit:
+    return module_kit
 
 
 @pytest.fixture(scope="module")
-def dispatch() -> ByEventType:
+def dispatch(store_kit: StoreKit) -> ByEventType:
+    """One per backend, as the listener it is plugged into."""
     return ByEventType()
 
 
 @pytest.fixture(scope="module")
-def listener(store_path: Path, dispatch: ByEventType) -> Iterator[str]:
-    store = SQLiteStore(store_path)
+def listener(store_kit: StoreKit, dispatch: ByEventType) -> Iterator[str]:
+    store = store_kit.store(clock=time.time)
     sources = [
         build_source(SourceConfig(name="github", path="/hooks/github", secret=SECRET)),
         build_source(
@@ -120,17 +116,13 @@ def listener(store_path: Path, dispatch: ByEventType) -> Iterator[str]:
         yield url
 
 
-async def flow_jobs(path: Path, trigger: str) -> list[Lease]:
+async def flow_jobs(kit: StoreKit, trigger: str) -> list[Lease]:
     """The flow-run jobs of `trigger` as a worker would lease them (given back afterwards)."""
-    async with SQLiteStore(path, role="admin") as admin:
-        leases = await admin.lease("test", 1000, 60, kinds=[flow_kind(trigger)])
-        for lease in leases:
-            await admin.release(lease)
-    return leases
+    return await peek(kit, kinds=[flow_kind(trigger)])
 
 
 async def test_runs_are_stored_with_the_event_and_named_in_the_202(
-    http: httpx.AsyncClient, listener: str, store_path: Path
+    http: httpx.AsyncClient, listener: str, store_kit: StoreKit
 ) -> None:
     response = await http.post(
         f"{listener}/hooks/github", content=PUSH, headers=github(PUSH, "push")
@@ -143,15 +135,15 @@ async def test_runs_are_stored_with_the_event_and_named_in_the_202(
     build, notify = body["runs"]
     assert (build["trigger"], build["duplicate"]) == ("build", False)
     assert (notify["trigger"], notify["duplicate"]) == ("notify", False)
-    (job,) = [j for j in await flow_jobs(store_path, "build") if j.id == build["run_id"]]
+    (job,) = [j for j in await flow_jobs(store_kit, "build") if j.id == build["run_id"]]
     assert job.event_id == body["id"]
     assert job.kind == flow_kind("build")
     assert job.event["type"] == "push"
-    assert notify["run_id"] in {j.id for j in await flow_jobs(store_path, "notify")}
+    assert notify["run_id"] in {j.id for j in await flow_jobs(store_kit, "notify")}
 
 
 async def test_a_dedupe_key_already_taken_names_the_earlier_run(
-    http: httpx.AsyncClient, listener: str, store_path: Path
+    http: httpx.AsyncClient, listener: str, store_kit: StoreKit
 ) -> None:
     # Two pushes to a repository no other test uses: "notify" runs once per repository.
     repository = {"full_name": f"octo-org/{uuid.uuid4().hex}"}
@@ -171,12 +163,12 @@ async def test_a_dedupe_key_already_taken_names_the_earlier_run(
     )
     assert build_2["run_id"] != build_1["run_id"]
     assert notify_2 == {"trigger": "notify", "run_id": notify_1["run_id"], "duplicate": True}
-    notify_ids = [j.id for j in await flow_jobs(store_path, "notify")]
+    notify_ids = [j.id for j in await flow_jobs(store_kit, "notify")]
     assert notify_ids.count(notify_1["run_id"]) == 1
 
 
 async def test_a_repeat_delivery_starts_nothing_and_gets_no_answer_of_its_own(
-    http: httpx.AsyncClient, listener: str, store_path: Path, dispatch: ByEventType
+    http: httpx.AsyncClient, listener: str, store_kit: StoreKit, dispatch: ByEventType
 ) -> None:
     delivery = str(uuid.uuid4())
     first = await http.post(
@@ -191,7 +183,7 @@ async def test_a_repeat_delivery_starts_nothing_and_gets_no_answer_of_its_own(
     assert again.status_code == 202, again.text
     assert again.json() == {"id": first.json()["id"], "duplicate": True}
     assert len(dispatch.responded) == answered
-    builds = [j.id for j in await flow_jobs(store_path, "build") if j.event_id == delivery]
+    builds = [j.id for j in await flow_jobs(store_kit, "build") if j.event_id == delivery]
     assert builds == [first.json()["runs"][0]["run_id"]]
 
 
@@ -210,7 +202,7 @@ async def test_an_event_asking_for_no_runs_gets_the_usual_202(
 
 
 async def test_the_dispatch_may_answer_the_sender_after_the_commit(
-    http: httpx.AsyncClient, listener: str, store_path: Path, dispatch: ByEventType
+    http: httpx.AsyncClient, listener: str, store_kit: StoreKit, dispatch: ByEventType
 ) -> None:
     delivery = str(uuid.uuid4())
 
@@ -221,14 +213,14 @@ async def test_the_dispatch_may_answer_the_sender_after_the_commit(
     assert response.status_code == 200, response.text
     run_id = response.json()["run_id"]
     assert response.json()["outputs"] == {"label": "bug"}
-    (job,) = [j for j in await flow_jobs(store_path, "triage") if j.id == run_id]
+    (job,) = [j for j in await flow_jobs(store_kit, "triage") if j.id == run_id]
     assert job.event_id == delivery
     ((_, accepted),) = [r for r in dispatch.responded if r[0] == delivery]
     assert (accepted.id, accepted.duplicate) == (delivery, False)
 
 
 async def test_a_failing_answer_still_acknowledges_the_stored_event(
-    http: httpx.AsyncClient, listener: str, store_path: Path
+    http: httpx.AsyncClient, listener: str, store_kit: StoreKit
 ) -> None:
     body = json.dumps({"type": "respond.fails", "payload": {}}).encode()
     delivery = str(uuid.uuid4())
@@ -240,11 +232,11 @@ async def test_a_failing_answer_still_acknowledges_the_stored_event(
     assert response.status_code == 202, response.text
     (run,) = response.json()["runs"]
     assert run["trigger"] == "triage"
-    assert run["run_id"] in {j.id for j in await flow_jobs(store_path, "triage")}
+    assert run["run_id"] in {j.id for j in await flow_jobs(store_kit, "triage")}
 
 
 async def test_a_plan_that_raises_refuses_the_event_and_stores_nothing(
-    http: httpx.AsyncClient, listener: str, store_path: Path
+    http: httpx.AsyncClient, listener: str, store_kit: StoreKit
 ) -> None:
     body = json.dumps({"type": "explode", "payload": {}}).encode()
     delivery = str(uuid.uuid4())
@@ -256,11 +248,7 @@ async def test_a_plan_that_raises_refuses_the_event_and_stores_nothing(
     assert response.status_code == 500, response.text
     assert response.json()["error"]["code"] == "dispatch_failed"
     assert "nothing was stored" in response.json()["error"]["message"]
-    async with SQLiteStore(store_path, role="admin") as admin:
-        leases = await admin.lease("test", 1000, 60)
-        for lease in leases:
-            await admin.release(lease)
-    assert delivery not in {lease.id for lease in leases}
+    assert delivery not in {lease.id for lease in await peek(store_kit)}
 
 
 async def test_refused_requests_and_handshakes_are_never_planned(

@@ -1,6 +1,7 @@
 """Subscription handshakes through the running listener: Slack's signed `url_verification` and
 Meta's `hub.challenge` GET are answered only where configured, and never stored; then the
-configuration that turns them on, its refusals, and its redaction."""
+configuration that turns them on, its refusals, and its redaction. The tests through the
+listener run on both store backends (SQLite and Redis)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from typer.testing import CliRunner
 
 from mfo_client.cli import app as cli
 from mfo_client.config import Config, ConfigError
-from mfo_client.delivery import SQLiteStore
 from tests._servers import run_service
+from tests._stores import StoreKit, peek
 
 DATA = Path(__file__).parent.parent / "data"
 URL_VERIFICATION = (DATA / "slack" / "url_verification.json").read_bytes()
@@ -85,17 +86,17 @@ def meta_headers(body: bytes, secret: str = META_APP_SECRET) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("handshakes") / "mfo.db"
+def store(module_kit: StoreKit) -> StoreKit:
+    return module_kit
 
 
 @pytest.fixture(scope="module")
-def listener(store: Path) -> Iterator[str]:
+def listener(store: StoreKit) -> Iterator[str]:
     config = Config.from_mapping(
         {
             "client": {"base_url": NOWHERE, "auth_token": "dev-token"},
             "webhook_listener": {"port": 0, "sources": SOURCES},
-            "store": {"path": str(store)},
+            "store": store.config(),
         },
         env={},
     )
@@ -103,17 +104,13 @@ def listener(store: Path) -> Iterator[str]:
         yield url
 
 
-async def stored_events(path: Path) -> list[dict[str, Any]]:
-    """Every event waiting to be forwarded, read through a second connection (and given back)."""
-    async with SQLiteStore(path, role="admin") as admin:
-        leases = await admin.lease("test", 1000, 60)
-        for lease in leases:
-            await admin.release(lease)
-    return [lease.event for lease in leases]
+async def stored_events(kit: StoreKit) -> list[dict[str, Any]]:
+    """Every event waiting to be forwarded, read through a second store (and given back)."""
+    return [lease.event for lease in await peek(kit)]
 
 
 @pytest.fixture
-async def nothing_stored(store: Path, listener: str) -> AsyncIterator[None]:
+async def nothing_stored(store: StoreKit, listener: str) -> AsyncIterator[None]:
     before = len(await stored_events(store))
     yield
     assert len(await stored_events(store)) == before
@@ -181,7 +178,7 @@ async def test_slack_url_verification_without_a_challenge_is_a_bad_request(
 
 
 async def test_slack_events_still_arrive_on_the_handshake_source(
-    http: httpx.AsyncClient, listener: str, store: Path
+    http: httpx.AsyncClient, listener: str, store: StoreKit
 ) -> None:
     body = json.dumps(
         {
@@ -204,7 +201,7 @@ async def test_slack_events_still_arrive_on_the_handshake_source(
 
 
 async def test_without_the_handshake_url_verification_is_just_an_event(
-    http: httpx.AsyncClient, listener: str, store: Path
+    http: httpx.AsyncClient, listener: str, store: StoreKit
 ) -> None:
     headers = slack_headers(URL_VERIFICATION, int(time.time()))
 
@@ -287,7 +284,7 @@ async def test_meta_verification_without_a_challenge_is_a_bad_request(
 
 
 async def test_whatsapp_message_signed_with_the_app_secret_is_stored_under_its_object(
-    http: httpx.AsyncClient, listener: str, store: Path
+    http: httpx.AsyncClient, listener: str, store: StoreKit
 ) -> None:
     response = await http.post(
         f"{listener}/hooks/whatsapp", content=WHATSAPP_TEXT, headers=meta_headers(WHATSAPP_TEXT)
@@ -308,7 +305,7 @@ async def test_whatsapp_message_signed_with_the_app_secret_is_stored_under_its_o
 
 
 async def test_meta_escaped_unicode_body_verifies_over_its_exact_bytes(
-    http: httpx.AsyncClient, listener: str, store: Path
+    http: httpx.AsyncClient, listener: str, store: StoreKit
 ) -> None:
     # Meta signs the body as sent, where non-ASCII text is escaped (\u00e4 for "ä").
     body = WHATSAPP_TEXT.replace(b"Does it come in another color?", b"Gibt es das in Gr\\u00fcn?")

@@ -1,6 +1,7 @@
-"""GitHub deliveries through the running service: listener -> SQLite outbox -> dev server.
+"""GitHub deliveries through the running service: listener -> outbox -> dev server.
 
-Real uvicorn, a real SQLite file and the reference MFO server; the bodies are real deliveries
+Real uvicorn, a real store (an SQLite file, or Redis: each test runs on both) and the reference
+MFO server; the bodies are real deliveries
 (tests/data/github) and failure modes receivers shipped (tests/data/bugs), signed here over the
 exact file bytes.
 """
@@ -23,9 +24,10 @@ import httpx
 import pytest
 
 from mfo_client.config import Config
-from mfo_client.delivery import OutboxStats, SQLiteStore
+from mfo_client.delivery import OutboxStats
 from mfo_client.devserver import DevServerSettings
 from tests._servers import run_devserver, run_service
+from tests._stores import StoreKit
 from tests.webhook.conftest import TOKEN, WAIT, forwarded
 
 DATA = Path(__file__).parent.parent / "data"
@@ -57,36 +59,37 @@ def bug_case(name: str) -> dict[str, Any]:
     return case
 
 
-def service_config(devserver: str, store: Path, **listener: Any) -> Config:
+def service_config(devserver: str, kit: StoreKit, **listener: Any) -> Config:
     return Config.from_mapping(
         {
             "client": {"base_url": f"{devserver}/api", "auth_token": TOKEN},
             "webhook_listener": {"port": 0, "secret_key": DOCS_SECRET, **listener},
-            "store": {"path": str(store)},
+            "store": kit.config(),
             "delivery": {"initial_backoff": "10ms", "max_backoff": "50ms"},
         },
         env={},
     )
 
 
-async def outbox(path: Path) -> OutboxStats:
+async def outbox(kit: StoreKit) -> OutboxStats:
     """The outbox counts as a second process sees them (the server's store is on its loop)."""
-    async with SQLiteStore(path, role="admin") as store:
+    async with kit.beside() as store:
         return await store.stats()
 
 
 @pytest.fixture(scope="module")
-def devserver() -> Iterator[str]:
+def devserver(module_kit: StoreKit) -> Iterator[str]:
+    """One per backend: a test on Redis must not find what its SQLite twin forwarded."""
     with run_devserver(DevServerSettings(port=0)) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def listener(devserver: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def listener(devserver: str, module_kit: StoreKit) -> Iterator[str]:
     """The default source (GitHub scheme) at /webhook, and an octokit-signed one at /octokit."""
     config = service_config(
         devserver,
-        tmp_path_factory.mktemp("github") / "mfo.db",
+        module_kit,
         sources=[{"name": "octokit", "path": "/octokit", "secret": OCTOKIT_SECRET}],
     )
     with run_service(config) as (url, _):
@@ -271,15 +274,14 @@ async def test_escape_case_is_kept_as_sent(
 
 
 async def test_same_delivery_id_twice_is_stored_and_forwarded_once(
-    http: httpx.AsyncClient, tmp_path: Path
+    http: httpx.AsyncClient, kit: StoreKit
 ) -> None:
     case = bug_case("case_issue_14_redelivery_same_delivery_id.json")
     body = (GITHUB / Path(case["input"]["body_file"]).name).read_bytes()
     first, again, other = (r["headers"] for r in case["input"]["requests"])
-    store = tmp_path / "mfo.db"
     with (
         run_devserver(DevServerSettings(port=0)) as devserver,
-        run_service(service_config(devserver, store)) as (url, _),
+        run_service(service_config(devserver, kit)) as (url, _),
     ):
 
         async def send(headers: dict[str, str]) -> httpx.Response:
@@ -294,7 +296,7 @@ async def test_same_delivery_id_twice_is_stored_and_forwarded_once(
         assert (two.status_code, two.json()) == (202, {"id": delivery, "duplicate": True})
         event = await forwarded(http, devserver, delivery)
         assert event["payload"]["number"] == 2
-        await settled(store, delivered=1)
+        await settled(kit, delivered=1)
         assert await posted_events(http, devserver) == 1
 
         three = await send(other)
@@ -303,15 +305,15 @@ async def test_same_delivery_id_twice_is_stored_and_forwarded_once(
             {"id": other["X-GitHub-Delivery"], "duplicate": False},
         )
         await forwarded(http, devserver, other["X-GitHub-Delivery"])
-        await settled(store, delivered=2)
+        await settled(kit, delivered=2)
         assert await posted_events(http, devserver) == 2
 
 
-async def settled(store: Path, *, delivered: int) -> None:
+async def settled(kit: StoreKit, *, delivered: int) -> None:
     """Wait until the outbox holds exactly `delivered` events, all delivered."""
     deadline = time.monotonic() + WAIT
     while True:
-        stats = await outbox(store)
+        stats = await outbox(kit)
         if (stats.pending, stats.in_flight, stats.dead) == (0, 0, 0):
             assert stats.delivered == delivered
             return

@@ -1,5 +1,6 @@
 """What the running listener refuses, and how: the JSON error shape, the status a sender acts on,
-and nothing stored; then backpressure, health, and a configuration that cannot serve."""
+and nothing stored; then backpressure, health, and a configuration that cannot serve. Each test
+runs on both store backends (SQLite and Redis)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,16 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from mfo_client.config import Config
-from mfo_client.delivery import SQLiteStore
 from mfo_client.service import Service
 from mfo_client.webhook import SourceError
 from tests._servers import run_service
+from tests._stores import StoreKit, redis_keys
 
 SECRET = "refusal-tests-secret"
 LIMIT = 1000
@@ -33,32 +33,32 @@ def signed(body: bytes, content_type: str = "application/json", **extra: str) ->
 
 
 def config(
-    path: Path, listener: dict[str, Any] | None = None, store: dict[str, Any] | None = None
+    kit: StoreKit, listener: dict[str, Any] | None = None, store: dict[str, Any] | None = None
 ) -> Config:
     return Config.from_mapping(
         {
             "client": {"base_url": NOWHERE, "auth_token": "dev-token"},
             "webhook_listener": {"port": 0, "secret_key": SECRET, **(listener or {})},
-            "store": {"path": str(path), **(store or {})},
+            "store": kit.config(**(store or {})),
         },
         env={},
     )
 
 
-async def stored(path: Path) -> int:
-    """Events in the outbox, counted through a second connection to the same file."""
-    async with SQLiteStore(path, role="admin") as admin:
+async def stored(kit: StoreKit) -> int:
+    """Events in the outbox, counted through a second store on the same file or prefix."""
+    async with kit.beside() as admin:
         stats = await admin.stats()
     return stats.pending + stats.in_flight + stats.delivered + stats.dead
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("refusals") / "mfo.db"
+def store(module_kit: StoreKit) -> StoreKit:
+    return module_kit
 
 
 @pytest.fixture(scope="module")
-def listener(store: Path) -> Iterator[str]:
+def listener(store: StoreKit) -> Iterator[str]:
     """The default source at /webhook, and a source at /small that takes at most LIMIT bytes."""
     small = {"name": "small", "path": "/small", "secret": SECRET, "max_body_size": LIMIT}
     with run_service(config(store, listener={"sources": [small]}), workers=False) as (url, _):
@@ -66,7 +66,7 @@ def listener(store: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def nothing_stored(store: Path, listener: str) -> AsyncIterator[None]:
+async def nothing_stored(store: StoreKit, listener: str) -> AsyncIterator[None]:
     """Whatever the test sends, the outbox holds no event afterwards."""
     assert await stored(store) == 0
     yield
@@ -275,10 +275,9 @@ async def test_health_and_readiness(http: httpx.AsyncClient, listener: str) -> N
 
 
 async def test_full_outbox_answers_503_with_retry_after(
-    http: httpx.AsyncClient, tmp_path: Path
+    http: httpx.AsyncClient, kit: StoreKit
 ) -> None:
-    path = tmp_path / "mfo.db"
-    with run_service(config(path, store={"max_pending": 2}), workers=False) as (url, _):
+    with run_service(config(kit, store={"max_pending": 2}), workers=False) as (url, _):
 
         async def send(n: int) -> httpx.Response:
             body = json.dumps({"type": "user_created", "payload": {"n": n}}).encode()
@@ -294,13 +293,11 @@ async def test_full_outbox_answers_503_with_retry_after(
         assert int(third.headers["retry-after"]) >= 1
         # A redelivery of a stored event is still acknowledged: it needs no room.
         assert (again.status_code, again.json()) == (202, {"id": "delivery-1", "duplicate": True})
-        assert await stored(path) == 2
+        assert await stored(kit) == 2
 
 
-def test_no_secret_and_no_sources_cannot_start(tmp_path: Path) -> None:
-    unsigned = Config.from_mapping(
-        {"webhook_listener": {"port": 0}, "store": {"path": str(tmp_path / "mfo.db")}}, env={}
-    )
+async def test_no_secret_and_no_sources_cannot_start(kit: StoreKit) -> None:
+    unsigned = Config.from_mapping({"webhook_listener": {"port": 0}, "store": kit.config()}, env={})
 
     with pytest.raises(SourceError) as caught:
         Service(unsigned)
@@ -309,4 +306,8 @@ def test_no_secret_and_no_sources_cannot_start(tmp_path: Path) -> None:
     assert "webhook_listener.secret_key" in message
     assert "webhook_listener.sources" in message
     assert '"none"' in message
-    assert not (tmp_path / "mfo.db").exists()
+    # Refused before the store was made: no file, no key.
+    if kit.backend == "sqlite":
+        assert not kit.path.exists()
+    else:
+        assert await redis_keys(kit.prefix) == []

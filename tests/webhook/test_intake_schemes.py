@@ -1,7 +1,8 @@
 """Standard Webhooks, Stripe, Slack, Shopify and unsigned sources through the running service.
 
 Each source is signed here the way its sender documents it; accepted events are read back from
-the reference MFO server after forwarding, refused ones must not reach it.
+the reference MFO server after forwarding, refused ones must not reach it. Each test runs on
+both store backends (SQLite and Redis).
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from mfo_client.config import Config
-from mfo_client.delivery import OutboxStats, SQLiteStore
+from mfo_client.delivery import OutboxStats
 from mfo_client.devserver import DevServerSettings
 from tests._servers import run_devserver, run_service
+from tests._stores import StoreKit
 from tests.webhook.conftest import TOKEN, forwarded
 
 STANDARD_KEY = b"standard-webhooks-key-0123456789"
@@ -64,18 +65,19 @@ def slack_headers(secret: str, body: bytes, at: int) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def devserver() -> Iterator[str]:
+def devserver(module_kit: StoreKit) -> Iterator[str]:
+    """One per backend: a test on Redis must not find what its SQLite twin forwarded."""
     with run_devserver(DevServerSettings(port=0)) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("schemes") / "mfo.db"
+def store(module_kit: StoreKit) -> StoreKit:
+    return module_kit
 
 
 @pytest.fixture(scope="module")
-def listener(devserver: str, store: Path) -> Iterator[str]:
+def listener(devserver: str, store: StoreKit) -> Iterator[str]:
     config = Config.from_mapping(
         {
             "client": {"base_url": f"{devserver}/api", "auth_token": TOKEN},
@@ -109,7 +111,7 @@ def listener(devserver: str, store: Path) -> Iterator[str]:
                     {"name": "local", "path": "/hooks/unsigned", "scheme": "none"},
                 ],
             },
-            "store": {"path": str(store)},
+            "store": store.config(),
             "delivery": {"initial_backoff": "10ms", "max_backoff": "50ms"},
         },
         env={},
@@ -118,13 +120,13 @@ def listener(devserver: str, store: Path) -> Iterator[str]:
         yield url
 
 
-async def outbox(path: Path) -> OutboxStats:
-    async with SQLiteStore(path, role="admin") as admin:
+async def outbox(kit: StoreKit) -> OutboxStats:
+    async with kit.beside() as admin:
         return await admin.stats()
 
 
-async def stored_count(path: Path) -> int:
-    stats = await outbox(path)
+async def stored_count(kit: StoreKit) -> int:
+    stats = await outbox(kit)
     return stats.pending + stats.in_flight + stats.delivered + stats.dead
 
 
@@ -176,7 +178,7 @@ async def test_standard_webhooks_second_secret_still_verifies_during_rotation(
 
 
 async def test_standard_webhooks_stale_timestamp_is_refused(
-    http: httpx.AsyncClient, listener: str, store: Path
+    http: httpx.AsyncClient, listener: str, store: StoreKit
 ) -> None:
     before = await stored_count(store)
     msg_id = f"msg_{uuid.uuid4().hex}"
@@ -249,7 +251,7 @@ async def test_stripe_event_is_forwarded_under_its_event_id(
 
 
 async def test_stripe_signature_with_another_secret_is_refused(
-    http: httpx.AsyncClient, listener: str, store: Path
+    http: httpx.AsyncClient, listener: str, store: StoreKit
 ) -> None:
     before = await stored_count(store)
     body = b'{"id": "evt_forged", "object": "event", "type": "charge.refunded"}'
