@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -275,3 +275,38 @@ async def _jobs_done(setup: Setup) -> bool:
 
 async def _dead_count(store: SQLiteStore, trigger: str) -> bool:
     return len(await store.list_dead(kinds=[flow_kind(trigger)])) == 1
+
+
+class SlowLeases(SQLiteStore):
+    """A store whose lease answers late (as a busy Redis does), to stop a runner meanwhile."""
+
+    entered: asyncio.Event
+    proceed: asyncio.Event
+
+    async def lease(
+        self, owner: str, limit: int, lease_for: float, kinds: Sequence[str] = ("forward",)
+    ) -> list[Lease]:
+        leases = await super().lease(owner, limit, lease_for, kinds)
+        self.entered.set()
+        await self.proceed.wait()
+        return leases
+
+
+async def test_a_runner_stopped_while_leasing_hands_the_jobs_back(tmp_path: Path) -> None:
+    async with (
+        SlowLeases(tmp_path / "outbox.db") as store,
+        SQLiteRunHistory(tmp_path / "runs.db") as history,
+    ):
+        store.entered, store.proceed = asyncio.Event(), asyncio.Event()
+        setup = Setup(tmp_path, store, history)
+        await setup.event()
+        runner = setup.runner()
+        runner.start()
+        await asyncio.wait_for(store.entered.wait(), WAIT)
+        stopping = asyncio.create_task(runner.stop())
+        await asyncio.sleep(0.05)
+        store.proceed.set()  # the store answers only after the stop began
+        await stopping
+        stats = await store.stats([flow_kind("slow")])
+    assert (stats.pending, stats.in_flight) == (1, 0)  # given back, not held for the lease time
+    assert setup.counter.started == 0

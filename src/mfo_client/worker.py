@@ -223,9 +223,7 @@ class FlowRunner:
                     room = min(free, self.settings.max_runs - len(self._tasks))
                     if room <= 0:
                         break
-                    for lease in await self.store.lease(
-                        self.owner, room, self.settings.lease_time, [kind]
-                    ):
+                    for lease in await self._lease(room, kind):
                         self._launch(lease)
                         leased += 1
                 if not leased:
@@ -235,6 +233,20 @@ class FlowRunner:
             except Exception:  # a store hiccup must not stop the runner
                 _log.exception("flow runner failed to lease; trying again in 1s")
                 await self._sleep(1.0)
+
+    async def _lease(self, limit: int, kind: str) -> list[Lease]:
+        """Lease jobs of `kind`; if stopped meanwhile, hand back what the store had leased (on
+        a shared store nothing else would release them before their lease time)."""
+        call = asyncio.ensure_future(
+            self.store.lease(self.owner, limit, self.settings.lease_time, [kind])
+        )
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                for lease in await call:
+                    await self.store.release(lease)
+            raise
 
     async def _idle(self) -> None:
         kinds = [kind for kind, _ in self._free_kinds()]
