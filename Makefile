@@ -70,6 +70,7 @@ bench: install-dev
 	$(BIN)/python bench/client_overhead.py
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/flows.py
+	$(BIN)/python bench/scale.py
 
 ## lock: re-resolve the newest allowed versions into constraints.txt
 lock: $(BIN)/python
