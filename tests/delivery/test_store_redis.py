@@ -9,23 +9,15 @@ stop, fill or reconfigure a Redis start a private redis-server on a free port.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from redis import Redis
-from redis.exceptions import RedisError
 
 from mfo_client.delivery import (
     Accepted,
     FlowJob,
-    IncomingEvent,
     RedisStore,
     StoreError,
     StoreUnavailableError,
@@ -33,69 +25,9 @@ from mfo_client.delivery import (
 )
 from tests._servers import free_port
 from tests._stores import REDIS_URL, StoreKit, redis_keys
+from tests.delivery._redis_servers import incoming, private_redis, until
 
 DAY = 86400.0
-
-
-def incoming(id: str, source: str = "github") -> IncomingEvent:
-    return IncomingEvent(
-        id=id,
-        source=source,
-        delivery_id=f"delivery-{id}",
-        event={"type": "push", "data": {"id": id}},
-        raw_body=b"{}",
-        headers={},
-        received_at=time.time(),
-    )
-
-
-async def until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Poll `check` until it returns something truthy (bounded wait); return that."""
-    deadline = time.monotonic() + timeout
-    while not (found := await check()):
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-    return found
-
-
-def _redis_server() -> str:
-    server = shutil.which("redis-server")
-    if server is None:
-        reason = "redis-server is not installed (apt install redis-server)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI runs the Redis tests")
-        pytest.skip(reason)
-    return server
-
-
-@contextmanager
-def private_redis(*options: str, port: int | None = None) -> Iterator[str]:
-    """A redis-server of this test's own (no persistence) on a free port; yields its URL."""
-    port = port or free_port()
-    args = [_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    # Its own directory: a replica writes the primary's snapshot to disk when it syncs.
-    with (
-        tempfile.TemporaryDirectory() as workdir,
-        subprocess.Popen(
-            [*args, "--dir", workdir, *options],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ) as server,
-    ):
-        try:
-            with Redis(port=port, socket_timeout=1) as probe:
-                deadline = time.monotonic() + 10
-                while True:
-                    try:
-                        probe.ping()
-                        break
-                    except RedisError:
-                        assert time.monotonic() < deadline, "redis-server did not come up"
-                        time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 # -- workers share one outbox ------------------------------------------------------------------
@@ -211,7 +143,7 @@ async def test_every_key_is_under_the_prefix() -> None:
 
 async def test_an_unreachable_redis_is_unavailable_and_its_password_is_not_shown() -> None:
     store = RedisStore(f"redis://:s3cret@127.0.0.1:{free_port()}/0", timeout=2)
-    assert "s3cret" not in store.url and ":***@127.0.0.1:" in store.url
+    assert "s3cret" not in store.url and "redis://***@127.0.0.1:" in store.url
     with pytest.raises(StoreUnavailableError, match="cannot be reached") as refused:
         await store.open()
     assert "s3cret" not in str(refused.value) and "***" in str(refused.value)

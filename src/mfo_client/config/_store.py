@@ -9,6 +9,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from mfo_client._urls import userinfo_needs_encoding
 from mfo_client.config import _defaults
 from mfo_client.config._base import Section, check_backoff_order
 from mfo_client.config._durations import Duration
@@ -35,7 +36,8 @@ class StoreConfig(Section):
     """redis://[[user]:password@]host:port/db, rediss:// (TLS) or unix://; a secret, since it
     may hold a password: write it as ${REDIS_URL}."""
     prefix: str = "mfo"
-    """Starts every key, so several deployments can share one Redis."""
+    """Starts every key (`<prefix>:...`), so several deployments can share one Redis. No `:`
+    in it, so that no prefix is the start of another's keys (`mfo` and `mfo:ev`)."""
     wait_replicas: int = Field(default=0, ge=0, le=64)
     """Replicas that must confirm each event (Redis WAIT) before it is acknowledged."""
     wait_timeout: Duration = timedelta(seconds=1)
@@ -46,23 +48,42 @@ class StoreConfig(Section):
     @field_validator("prefix")
     @classmethod
     def _key_prefix(cls, prefix: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_.:{}-]{1,64}", prefix):
+        if not re.fullmatch(r"[A-Za-z0-9_.{}-]{1,64}", prefix):
             raise PydanticCustomError(
                 "key_prefix",
-                "must be 1 to 64 letters, digits or _ . : { } -, e.g. mfo or mfo-staging; "
-                "got {got}",
-                {"got": f'"{prefix}"'},
+                "must be 1 to 64 letters, digits or _ . { } -, e.g. mfo or mfo-staging; "
+                "got {got}{why}",
+                {
+                    "got": f'"{prefix}"',
+                    "why": (
+                        " (no ':': the store puts one after the prefix, so the keys of "
+                        "prefixes mfo and mfo:ev would mix)"
+                        if ":" in prefix
+                        else ""
+                    ),
+                },
             )
         return prefix
 
     @field_validator("url")
     @classmethod
     def _redis_url(cls, url: SecretStr | None) -> SecretStr | None:
-        # The message never repeats the value: it may hold a password.
-        if url is not None and not url.get_secret_value().startswith(_REDIS_SCHEMES):
+        # The messages never repeat the value: it may hold a password.
+        if url is None:
+            return None
+        if not url.get_secret_value().startswith(_REDIS_SCHEMES):
             raise PydanticCustomError(
                 "redis_url",
                 "must be a redis://, rediss:// or unix:// URL, e.g. redis://127.0.0.1:6379/0",
+                {},
+            )
+        if userinfo_needs_encoding(url.get_secret_value()):
+            raise PydanticCustomError(
+                "redis_url_encoding",
+                "the user or password holds a '/', '?' or '#', which would end the host part "
+                "of the URL: percent-encode them in the password (/ as %2F, ? as %3F, # as "
+                "%23; an @ in the query as %40), e.g. redis://:pa%23ss@host:6379/0 (the "
+                "value is not shown: it is a secret)",
                 {},
             )
         return url

@@ -39,7 +39,9 @@ not rolled back. It returns once Redis executed it, so the 202 means Redis has t
 memory; what survives a crash of Redis is its persistence's business (AOF `appendfsync always`
 or `everysec`), see docs/webhooks.md. With `wait_replicas`, the same connection then sends WAIT,
 and too few confirmations fail the call with `StoreUnavailableError`; the event is stored on the
-primary then, and a repeat of the delivery is answered as a duplicate.
+primary then, and a repeat of the delivery is answered as a duplicate, after the same WAIT: the
+script makes a write for a duplicate too, so the WAIT covers the original write (the
+replication stream is ordered) and an unconfirmed event gets no 2xx on a retry either.
 
 Housekeeping. Nothing expires by itself (the retention is the store's clock, not Redis's TTL):
 `prune` sweeps the jobs done longer than `retention` ago, a chunk per script; an event goes
@@ -53,8 +55,12 @@ Differences from SQLite. Many processes share the streams, so `open` releases no
 of a dead process come back once idle for their lease time, not at the next start. `role`
 changes nothing. A connection lost after a write was sent leaves its outcome unknown: the call
 fails with `StoreUnavailableError` although the write may have happened (a repeated delivery is
-then a duplicate). The scripts build their keys from the prefix, so Redis Cluster is not
-supported; Redis 7.0 or later is needed.
+then a duplicate). The client never sends a command again by itself (redis-py's `Retry` would
+re-run a script Redis already ran: a new event answered as a duplicate, a lease's jobs taken
+and not returned); a connection the server closed meanwhile is replaced when the pool hands it
+out. The scripts build their keys from the prefix, so Redis Cluster is not supported; Redis 7.0
+or later is needed, with `maxmemory-policy noeviction` (`open` checks it): an evicting policy
+would drop acknowledged events, dedupe ids and counters.
 """
 
 from __future__ import annotations
@@ -68,11 +74,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import (
     AuthenticationError,
@@ -87,6 +92,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from mfo_client._urls import redact_url, userinfo_needs_encoding
 from mfo_client.delivery import _redis_scripts as lua
 from mfo_client.delivery._errors import StoreError, StoreFullError, StoreUnavailableError
 from mfo_client.delivery._models import (
@@ -109,6 +115,10 @@ DEFAULT_PREFIX: Final = "mfo"
 MIN_VERSION: Final = (7, 0)
 """XAUTOCLAIM and exclusive XRANGE came with 6.2, read-only script flags with 7.0."""
 
+DEFAULT_TIMEOUT: Final = 2.5
+"""Seconds for connecting and for each call (WAIT's own time added): a stalled Redis then fails
+intake with a 503 well before a sender gives up on its request (GitHub waits 10 s), and the
+sender retries."""
 MAX_CONNECTIONS: Final = 64
 """Connections to Redis per store: as many calls run at once, the others queue for one."""
 PROMOTE_BATCH: Final = 256
@@ -161,20 +171,6 @@ def _renamed(item: IncomingEvent) -> str:
     return renamed
 
 
-def _redact_url(url: str) -> str:
-    """`url` with its password (in the authority or the query) replaced by `***`."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}"
-    query = urlencode(
-        [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)], safe="*"
-    )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
 def _dead_letters(reply: list[Any]) -> list[DeadLetter]:
     return [
         DeadLetter(
@@ -214,12 +210,18 @@ class RedisStore(EventStore):
         role: Literal["serve", "admin"] = "serve",
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
-        timeout: float = 5.0,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        if not prefix or any(c in prefix for c in "*?[] \t\r\n"):
+        if not prefix or any(c in prefix for c in "*?[]: \t\r\n"):
             raise ValueError(
-                f"the key prefix must be non-empty, without spaces or glob characters "
-                f"(*?[]), not {prefix!r}"
+                f"the key prefix must be non-empty, without spaces, ':' or glob characters "
+                f"(*?[]), not {prefix!r} (the store puts a ':' after it, so the keys of "
+                "prefixes mfo and mfo:ev would mix)"
+            )
+        if userinfo_needs_encoding(url):
+            raise ValueError(
+                f"the user or password of the Redis URL {redact_url(url)} holds a '/', '?' or "
+                "'#', which would end the host part: percent-encode them (%2F, %3F, %23)"
             )
         if role not in ("serve", "admin"):
             raise ValueError(f"role must be 'serve' or 'admin', not {role!r}")
@@ -228,7 +230,7 @@ class RedisStore(EventStore):
         if wait_replicas and wait_timeout <= 0:
             raise ValueError(f"wait_timeout must be above 0 s, not {wait_timeout}")
         self._url = url
-        self._where = _redact_url(url)
+        self._where = redact_url(url)
         self._prefix = prefix
         self._max_pending = max_pending
         self._retention = retention
@@ -273,12 +275,16 @@ class RedisStore(EventStore):
                 timeout=self._timeout,
                 socket_connect_timeout=self._timeout,
                 socket_timeout=self._timeout + wait,
-                # One quick retry on a fresh connection covers a restarted server; a server that
-                # stays away fails the call in well under a second, so intake answers 503 fast.
-                retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+                # Never send a command again: its first send may have run (see the docstring).
+                # redis-py uses one Retry for connecting and for commands, so none for either.
+                retry=Retry(NoBackoff(), 0),
             )
-        except ValueError as exc:
-            raise StoreError(f"store.url {self._where} is not a Redis URL: {exc}") from None
+        except ValueError:
+            # Not the parser's text: it may quote a piece of the password.
+            raise StoreError(
+                f"store.url {self._where} is not a usable Redis URL: check its host, port and "
+                "database, and percent-encode a '/', '?' or '#' in the password"
+            ) from None
         client = Redis(connection_pool=pool)
         try:
             info = await client.info("server")
@@ -287,6 +293,17 @@ class RedisStore(EventStore):
                 raise StoreError(
                     f"Redis at {self._where} is version {version}; the event store needs "
                     f"{'.'.join(map(str, MIN_VERSION))} or later (streams with XAUTOCLAIM)"
+                )
+            # INFO, not CONFIG GET: managed Redis services often disable CONFIG.
+            policy = str((await client.info("memory")).get("maxmemory_policy", "not reported"))
+            if policy != "noeviction":
+                raise StoreError(
+                    f"Redis at {self._where} has maxmemory-policy {policy}: when its memory "
+                    "is full it would delete keys, acknowledged events and their dedupe ids "
+                    "among them. The event store needs noeviction (a full Redis then refuses "
+                    "writes, and intake answers 503): run CONFIG SET maxmemory-policy "
+                    "noeviction and put maxmemory-policy noeviction in redis.conf (on a "
+                    "managed Redis, in its parameter settings)"
                 )
             scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
             for script in scripts.values():
@@ -364,12 +381,14 @@ class RedisStore(EventStore):
             raise self._error(reply) from reply
         if isinstance(confirmed, RedisError):
             raise self._error(confirmed) from confirmed
-        if reply[0] == b"ok" and confirmed < self._wait_replicas:
+        # A duplicate counts too: its script wrote after the original, so the replicas that
+        # confirm it have the original (a retry of an unconfirmed event gets no 2xx either).
+        if reply[0] in (b"ok", b"dup") and confirmed < self._wait_replicas:
             raise StoreUnavailableError(
                 f"only {confirmed} of the {self._wait_replicas} replicas of Redis at "
                 f"{self._where} confirmed the event within {self._wait_ms} ms "
                 "(store.wait_replicas, store.wait_timeout); it is on the primary, and a "
-                "repeat of the delivery will be answered as a duplicate"
+                "repeat of the delivery gets a 2xx once the replicas confirm it"
             )
         return reply
 
@@ -539,12 +558,13 @@ class RedisStore(EventStore):
         if ids is not None:
             if not ids:
                 return 0
-            return int(await self._run("replay", repr(self._clock()), "0", 0, *ids))
+            n, _ = await self._run("replay", repr(self._clock()), "0", 0, *ids)
+            return int(n)
         replayed = 0
         while True:
-            n = int(await self._run("replay", repr(self._clock()), "1", CHUNK))
-            replayed += n
-            if n < CHUNK:
+            n, looked = await self._run("replay", repr(self._clock()), "1", CHUNK)
+            replayed += int(n)
+            if int(looked) < CHUNK:
                 return replayed
 
     async def purge_dead(self, older_than: float | None) -> int:

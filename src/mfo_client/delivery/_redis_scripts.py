@@ -104,11 +104,19 @@ ACCEPT: Final = (
 local now, cutoff, max_pending = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local forward, source = ARGV[5], ARGV[6]
 
+-- A duplicate still makes a write that changes nothing: the WAIT that follows then waits for
+-- this connection's replication offset, which (the replication stream being ordered) covers
+-- the original write, so a retry of an event the replicas never confirmed is not answered 2xx.
+local function duplicate(id)
+  redis.call('INCRBY', PENDING, 0)
+  return {'dup', id}
+end
+
 local dlv = false
 if ARGV[7] == '1' then
   dlv = P .. ':dlv:' .. string.len(source) .. ':' .. source .. ':' .. ARGV[8]
   local seen = redis.call('GET', dlv)
-  if seen then return {'dup', seen} end
+  if seen then return duplicate(seen) end
 end
 
 -- The source of the event with this id; '' if a job has the id; false if it is free.
@@ -129,7 +137,7 @@ if held and held ~= source then
     held = false
   end
 end
-if held then return {'dup', event_id} end
+if held then return duplicate(event_id) end
 
 local pending = tonumber(redis.call('GET', PENDING) or '0')
 if pending >= max_pending then return {'full', tostring(pending)} end
@@ -206,6 +214,8 @@ LEASE: Final = (
     + """
 -- ARGV: prefix, now, owner, limit, lease ms, token base, most delayed jobs to promote, kinds...
 -- Returns per lease: id, kind, event id, body, attempts, token, source.
+-- A job whose event is gone (only an evicting maxmemory-policy removes one) goes to the dead
+-- letters instead, where `mfo dlq` shows it, rather than failing every lease that meets it.
 local now, owner, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local lease_ms, token_base, promote = ARGV[5], ARGV[6], tonumber(ARGV[7])
 local kinds = {}
@@ -219,14 +229,28 @@ local function take(kind, q, entry, fields)
     -- Its job was settled or removed behind the stream's back: nothing to do for it.
     redis.call('XACK', q, GROUP, entry)
     redis.call('XDEL', q, entry)
+    redis.call('HDEL', leases(kind), entry)
+    return
+  end
+  local ev = redis.call('HMGET', event(st[3]), 'b', 's')
+  if not ev[1] then
+    redis.call('XACK', q, GROUP, entry)
+    redis.call('XDEL', q, entry)
+    redis.call('HDEL', leases(kind), entry)
+    redis.call('HSET', job(id), 's', 'x', 'f', now, 't', '', 'x', '', 'err',
+      'its event ' .. st[3] .. ' is missing from Redis (evicted? the store needs '
+      .. 'maxmemory-policy noeviction)')
+    redis.call('ZREM', openjobs(kind), id)
+    redis.call('ZADD', DEAD, redis.call('INCR', P .. ':seq'), id)
+    redis.call('HINCRBY', DEADN, kind, 1)
+    redis.call('DECR', PENDING)
     return
   end
   taken = taken + 1
   local token = token_base .. ':' .. taken
   redis.call('HSET', job(id), 't', token, 'o', owner)
   redis.call('HSET', leases(kind), entry, lease_ms)
-  local ev = redis.call('HMGET', event(st[3]), 'b', 's')
-  local row = {id, kind, st[3], ev[1] or '', st[4], token, ev[2] or ''}
+  local row = {id, kind, st[3], ev[1], st[4], token, ev[2] or ''}
   for _, v in ipairs(row) do out[#out + 1] = v end
 end
 
@@ -530,7 +554,8 @@ REPLAY: Final = (
     + _ENQUEUE
     + """
 -- ARGV: prefix, now, '1' to replay the first `count` dead letters or '0' for the ids given,
--- count, ids... Replays in the order they failed; returns how many.
+-- count, ids... Replays in the order they failed. Returns: how many were replayed, how many
+-- were looked at (a dead letter whose job is gone is only forgotten).
 local now = ARGV[2]
 local ids = {}
 if ARGV[3] == '1' then
@@ -545,18 +570,22 @@ else
   table.sort(found, function(a, b) return a[1] < b[1] end)
   for _, f in ipairs(found) do ids[#ids + 1] = f[2] end
 end
+local replayed = 0
 for _, id in ipairs(ids) do
   local kind = redis.call('HGET', job(id), 'k')
   redis.call('ZREM', DEAD, id)
-  redis.call('HINCRBY', DEADN, kind, -1)
-  redis.call('HSET', job(id), 's', 'p', 'a', 0, 'q', now, 't', '')
-  redis.call('HDEL', job(id), 'f', 'err')
-  redis.call('ZADD', openjobs(kind), now, id)
-  redis.call('SADD', KINDS, kind)
-  enqueue(kind, id)
+  if kind then
+    redis.call('HINCRBY', DEADN, kind, -1)
+    redis.call('HSET', job(id), 's', 'p', 'a', 0, 'q', now, 't', '')
+    redis.call('HDEL', job(id), 'f', 'err')
+    redis.call('ZADD', openjobs(kind), now, id)
+    redis.call('SADD', KINDS, kind)
+    enqueue(kind, id)
+    replayed = replayed + 1
+  end
 end
-redis.call('INCRBY', PENDING, #ids)
-return #ids
+redis.call('INCRBY', PENDING, replayed)
+return {replayed, #ids}
 """
 )
 
@@ -566,7 +595,8 @@ PURGE: Final = (
     + _DROP_JOB
     + """
 -- ARGV: prefix, key cutoff, failed before ('inf' for all), after seq, count.
--- Returns: purged, the last seq looked at, how many were looked at.
+-- Returns: purged, the last seq looked at, how many were looked at. A dead letter whose job is
+-- gone is only forgotten (it counted under no known kind).
 local key_cutoff, before = tonumber(ARGV[2]), tonumber(ARGV[3])
 local page = redis.call('ZRANGEBYSCORE', DEAD, '(' .. ARGV[4], '+inf', 'WITHSCORES', 'LIMIT',
   0, tonumber(ARGV[5]))
@@ -575,9 +605,11 @@ for i = 1, #page, 2 do
   local id = page[i]
   last = page[i + 1]
   local j = redis.call('HMGET', job(id), 'f', 'k')
-  if tonumber(j[1] or '0') < before then
+  if not j[2] then
     redis.call('ZREM', DEAD, id)
-    redis.call('HINCRBY', DEADN, j[2] or '', -1)
+  elseif tonumber(j[1] or '0') < before then
+    redis.call('ZREM', DEAD, id)
+    redis.call('HINCRBY', DEADN, j[2], -1)
     drop_job(id, key_cutoff)
     purged = purged + 1
   end
