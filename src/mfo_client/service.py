@@ -15,6 +15,7 @@ import contextlib
 import logging
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,8 @@ __all__ = [
 
 _log = logging.getLogger("mfo_client.service")
 _PRUNE_EVERY = 3600.0
+_PRUNE_RUNS = 500
+"""Runs the run history deletes per call: other writes go between two calls."""
 
 
 def build_store(config: Config, *, role: str = "serve") -> EventStore:
@@ -334,6 +337,19 @@ class Service:
                     _log.info("pruned %d delivered events past retention", removed)
             except Exception:
                 _log.exception("pruning the store failed")
+            if self.history is not None:
+                # The runs that ended before the store's retention, as its events do.
+                cutoff = time.time() - self.config.store.retention.total_seconds()
+                try:
+                    runs = 0
+                    while (step := await self.history.prune(cutoff, _PRUNE_RUNS)) > 0:
+                        runs += step
+                        if step < _PRUNE_RUNS:
+                            break
+                    if runs:
+                        _log.info("pruned %d runs that ended past retention from the history", runs)
+                except Exception:
+                    _log.exception("pruning the run history failed")
             await asyncio.sleep(_PRUNE_EVERY)
 
 

@@ -1,5 +1,6 @@
 """The run history on each backend (a SQLite file, a Redis): round trips, filters, resume
-upserts, cancel flags, write order. Every test runs against both and expects the same."""
+upserts, cancel flags, write order, fencing, pruning. Every test runs against both and expects
+the same."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +22,7 @@ from mfo_client.flows import (
     TaskResult,
     TaskStatus,
 )
-from mfo_client.flows._history import this_process
+from mfo_client.flows._history import mark_cancelled, this_process
 from tests._servers import free_port
 from tests._stores import REDIS_URL, redis_keys
 
@@ -367,6 +369,174 @@ async def test_ids_and_names_with_separators_stay_apart(history: AnyHistory) -> 
     assert await ids(history, trigger="t") == []
 
 
+# --- Fencing: the handle that started a run last owns its record ---------------------------
+
+
+def t1(status: TaskStatus, at: float, **kw: Any) -> TaskResult:
+    return TaskResult(id="t1", type="t", status=status, attempts=1, started_at=at, **kw)
+
+
+async def test_a_stale_worker_cannot_overwrite_the_run_another_one_resumed(
+    history: AnyHistory, new_history: Callable[[], AnyHistory]
+) -> None:
+    """Worker A stalls past its lease, B takes the job over and resumes the run; A then notices,
+    cancels and records its end. B's record must stay as B wrote it."""
+    a = history
+    await start(a, "run", 1.0, trigger="hook")
+    assert await a.record_task("run", t1(TaskStatus.RUNNING, 1.0)) is True
+    async with new_history() as b:
+        await b.start_run("run", "demo", None, DEFINITION, {}, 100.0)
+        done = t1(TaskStatus.SUCCEEDED, 100.0, finished_at=101.0, outputs={"v": 1})
+        assert await b.record_task("run", done) is True
+
+        cancelled = t1(TaskStatus.CANCELLED, 1.0, finished_at=102.0, error="cancelled")
+        assert await a.record_task("run", cancelled) is False
+        other = TaskResult(id="t2", type="t", status=TaskStatus.CANCELLED, error="cancelled")
+        assert await a.record_task("run", other) is False
+        assert await a.finish_run("run", RunStatus.CANCELLED, "lost its lease", 102.0) is False
+        assert await a.request_cancel("run") is False
+        record = await b.get_run("run")
+        assert record is not None and record.status is RunState.RUNNING
+        assert not record.cancel_requested and [t.task_id for t in record.tasks] == ["t1"]
+
+        assert await b.finish_run("run", RunStatus.SUCCEEDED, None, 103.0) is True
+        assert await a.finish_run("run", RunStatus.FAILED, "late", 104.0) is False
+    record = await a.get_run("run")
+    assert record is not None
+    assert (record.status, record.error, record.finished_at) == (RunState.SUCCEEDED, None, 103.0)
+    task = record.task("t1")
+    assert task is not None and task.status is TaskStatus.SUCCEEDED and task.outputs == {"v": 1}
+
+
+async def test_a_stale_parent_cannot_cancel_a_child_another_worker_runs(
+    history: AnyHistory, new_history: Callable[[], AnyHistory]
+) -> None:
+    """The cancelled subflow task of a stale worker marks its child cancelled (`mark_cancelled`
+    through the same handle): not the child the new owner runs now."""
+    await history.start_run("p/sub", "demo.sub", None, DEFINITION, {}, 1.0, parent_run_id="p")
+    await history.record_task("p/sub", t1(TaskStatus.RUNNING, 1.0))
+    async with new_history() as owner:
+        await owner.start_run("p/sub", "demo.sub", None, DEFINITION, {}, 50.0)
+        await mark_cancelled(history, "p/sub", "cancelled: its subflow task was cancelled")
+        record = await owner.get_run("p/sub")
+        assert record is not None
+        assert record.status is RunState.RUNNING and not record.cancel_requested
+        assert [t.status for t in record.tasks] == [TaskStatus.RUNNING]
+
+
+async def test_operators_and_the_current_owner_still_write(
+    history: AnyHistory, new_history: Callable[[], AnyHistory]
+) -> None:
+    """Fencing stops only a stale owner: the handle that started the run last, and handles
+    that never started it (`mfo runs cancel` from another process), write as before."""
+    await start(history, "r1", 1.0)
+    await history.record_task("r1", t1(TaskStatus.RUNNING, 1.0))
+    async with new_history() as operator:
+        await mark_cancelled(operator, "r1", "cancelled: its process is gone")
+    record = await history.get_run("r1")
+    assert record is not None and record.status is RunState.CANCELLED and record.cancel_requested
+    assert [t.status for t in record.tasks] == [TaskStatus.CANCELLED]
+
+    await start(history, "r1", 2.0)  # resumed by the same handle: its token again
+    assert await history.record_task("r1", t1(TaskStatus.SUCCEEDED, 2.0)) is True
+    assert await history.finish_run("r1", RunStatus.SUCCEEDED, None, 3.0) is True
+    assert await history.finish_run("missing", RunStatus.FAILED, None, 3.0) is False
+    record = await history.get_run("r1")
+    assert record is not None and record.status is RunState.SUCCEEDED
+
+
+# --- Pruning ---------------------------------------------------------------------------------
+
+CUTOFF = 1_000.0
+
+
+async def ended(
+    history: RunHistory,
+    run_id: str,
+    status: RunStatus,
+    started_at: float,
+    finished_at: float,
+    **kw: str,
+) -> None:
+    await start(history, run_id, started_at, **kw)
+    await history.record_task(run_id, t1(TaskStatus.SUCCEEDED, started_at))
+    await history.finish_run(run_id, status, None, finished_at)
+
+
+async def test_prune_deletes_runs_that_ended_before_the_cutoff(history: AnyHistory) -> None:
+    await ended(history, "old-ok", RunStatus.SUCCEEDED, 10.0, 11.0, trigger="hook", event_id="e1")
+    await ended(history, "old-failed", RunStatus.FAILED, 20.0, 21.0, flow="other")
+    await ended(history, "old-by-hand", RunStatus.CANCELLED, 30.0, 31.0)  # Ctrl-C
+    await ended(history, "old-on-request", RunStatus.CANCELLED, 40.0, 41.0, trigger="hook")
+    await history.request_cancel("old-on-request")  # mfo runs cancel of a paused run
+    await ended(history, "paused", RunStatus.CANCELLED, 50.0, 51.0, trigger="hook")
+    await start(history, "old-running", 60.0)  # its process may be gone: an operator decides
+    await ended(history, "resumed", RunStatus.FAILED, 70.0, 71.0)
+    await start(history, "resumed", 2_000.0)  # running again
+    await ended(history, "long", RunStatus.SUCCEEDED, 80.0, 1_500.0)  # ended after the cutoff
+    await ended(history, "new", RunStatus.SUCCEEDED, 1_600.0, 1_700.0, trigger="hook")
+    # Child runs go with their parent, whatever their own state; a parent's stay with it.
+    await ended(history, "old-ok/sub", RunStatus.SUCCEEDED, 12.0, 13.0, parent_run_id="old-ok")
+    await start(history, "old-ok/sub/deeper", 12.5, parent_run_id="old-ok/sub")
+    await ended(history, "long/sub", RunStatus.SUCCEEDED, 90.0, 91.0, parent_run_id="long")
+
+    assert await history.prune(CUTOFF, 0) == 0
+    assert await history.prune(CUTOFF, 100) == 6
+    assert await history.prune(CUTOFF, 100) == 0
+    kept = ["new", "resumed", "long", "old-running", "paused", "long/sub"]
+    assert sorted(await ids(history)) == sorted(kept)
+    for gone in ("old-ok", "old-ok/sub", "old-ok/sub/deeper", "old-failed", "old-by-hand"):
+        assert await history.get_run(gone) is None
+    # Gone from every listing too.
+    assert await ids(history, trigger="hook") == ["new", "paused"]
+    assert await ids(history, event_id="e1") == []
+    assert await ids(history, flow="other") == []
+    assert await ids(history, status="cancelled") == ["paused"]
+    record = await history.get_run("long")
+    assert record is not None and [t.task_id for t in record.tasks] == ["t1"]
+
+
+async def test_prune_goes_in_steps_and_never_leaves_a_child_without_its_parent(
+    history: AnyHistory,
+) -> None:
+    for n in range(12):
+        run_id = f"r{n:02}"
+        await ended(history, run_id, RunStatus.SUCCEEDED, float(n), n + 0.5)
+        for item in range(n % 4):  # up to 3 children each, one of them with a child of its own
+            child = f"{run_id}/each[{item}]"
+            await ended(history, child, RunStatus.SUCCEEDED, n + 0.1, n + 0.2, parent_run_id=run_id)
+            if item == 1:
+                await start(history, f"{child}/sub", n + 0.15, parent_run_id=child)
+    total = 12 + sum(n % 4 for n in range(12)) + sum(1 for n in range(12) if n % 4 >= 2)
+    steps = []
+    while (pruned := await history.prune(CUTOFF, 5)) == 5:
+        steps.append(pruned)
+        left = {r.run_id: r for r in await history.list_runs(limit=1000)}
+        orphans = [r for r in left.values() if r.parent_run_id and r.parent_run_id not in left]
+        assert orphans == []
+    assert sum(steps) + pruned == total and pruned < 5
+    assert await history.list_runs() == []
+
+
+async def test_prune_of_many_runs_most_of_them_kept(history: AnyHistory) -> None:
+    """Runs kept (ended after the cutoff, paused, children) among the ones due: each pass
+    deletes every run due, however many are kept around them."""
+    due = []
+    for n in range(150):
+        run_id = f"r{n:03}"
+        if n % 3 == 0:
+            await ended(history, run_id, RunStatus.FAILED, float(n), n + 0.5)
+            due.append(run_id)
+        elif n % 3 == 1:
+            await ended(history, run_id, RunStatus.SUCCEEDED, float(n), CUTOFF + n)
+        else:
+            await ended(history, run_id, RunStatus.CANCELLED, float(n), n + 0.5, trigger="hook")
+    assert await history.prune(CUTOFF, 20) == 20
+    assert await history.prune(CUTOFF, 1000) == len(due) - 20
+    left = await ids(history, limit=1000)
+    assert len(left) == 100 and not set(due) & set(left)
+
+
 # --- Redis only ---------------------------------------------------------------------------
 
 
@@ -400,6 +570,56 @@ async def test_redis_scripts_missing_on_the_server_are_loaded_again(history: Any
     await asyncio.gather(*(history.record_task("r1", r) for r in results))
     assert [len(r.tasks) for r in await history.list_runs()] == [5]
     assert history._write_script.sha != unknown and history._list_script.sha != unknown
+
+
+@pytest.mark.parametrize("max_scan", [1, 3, 64])
+async def test_redis_lists_and_prunes_a_few_entries_per_script_call(
+    redis_prefix: str, max_scan: int
+) -> None:
+    """Each script call looks at `max_scan` index entries at most and the next goes on where
+    it stopped: the same answers as in one go, runs started at once included."""
+    async with RedisRunHistory(REDIS_URL, redis_prefix, max_scan=max_scan) as history:
+        for n in range(120):
+            flow = "rare" if n % 40 == 7 else "common"
+            await start(history, f"r{n:03}", float(n // 3), flow=flow)  # three runs per start
+            if n % 2:
+                await history.finish_run(f"r{n:03}", RunStatus.FAILED, "task failed", n + 0.5)
+        assert await ids(history, flow="rare") == ["r087", "r047", "r007"]
+        assert await ids(history, flow="rare", status="failed", limit=2) == ["r087", "r047"]
+        assert await ids(history, limit=4) == ["r117", "r118", "r119", "r114"]
+        assert await ids(history, flow="common", status="running", limit=2) == ["r118", "r114"]
+        failed = await ids(history, limit=100, status="failed", flow="common")
+        odd = sorted((n for n in range(1, 120, 2) if n % 40 != 7), key=lambda n: (-(n // 3), n))
+        assert failed == [f"r{n:03}" for n in odd]
+        assert len(await ids(history, limit=1000)) == 120
+
+        # Due: the failed ones that ended before 30.0 (odd n < 30); kept: every other one.
+        assert await history.prune(30.0, 4) == 4
+        assert await history.prune(30.0, 100) == 11
+        left = await ids(history, limit=1000)
+        assert len(left) == 105 and "r001" not in left and "r029" not in left
+        assert "r031" in left and "r000" in left
+
+
+async def test_redis_prune_leaves_no_key_of_a_run_behind(redis_prefix: str) -> None:
+    async with RedisRunHistory(REDIS_URL, redis_prefix) as history:
+        await ended(history, "kept", RunStatus.SUCCEEDED, 1.0, CUTOFF + 1, trigger="push")
+        await ended(history, "p", RunStatus.FAILED, 2.0, 3.0, trigger="push", event_id="e1")
+        await ended(history, "p/sub", RunStatus.FAILED, 2.1, 2.9, parent_run_id="p")
+        await start(history, "p/sub/deeper", 2.2, parent_run_id="p/sub", flow="deep")
+        assert await history.prune(CUTOFF, 10) == 3
+    keys = sorted(key.decode() for key in await redis_keys(redis_prefix))
+    assert keys == [
+        f"{redis_prefix}:runs:{key}"
+        for key in (
+            "all",
+            "flow:demo",
+            "run:kept",
+            "status:succeeded",
+            "tasks:kept",
+            "trigger:push",
+        )
+    ]
 
 
 async def test_redis_keys_stay_under_the_prefix(redis_prefix: str) -> None:

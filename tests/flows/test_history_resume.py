@@ -488,3 +488,70 @@ async def test_retry_is_a_new_run_with_the_same_context_trigger_and_event(
         await retry_run(executor, history, "live")
     with pytest.raises(RunHistoryError, match='no run "nope"'):
         await retry_run(executor, history, "nope")
+
+
+async def test_a_run_taken_over_by_another_process_keeps_that_ones_record(
+    history: RunHistory,
+    new_history: Callable[[], Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two workers on one run: A stalls past its lease, B takes the job over and resumes the
+    run; A notices only then, cancels, and records its end while B still runs. B's record
+    stands: t1 succeeded with its outputs (for `respond: outputs`, and for a later resume)."""
+    a_stalls, b_at_t2, b_may_end = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    def first(config: Mapping[str, Any]) -> TaskCallable:
+        async def run(ctx: FlowContext) -> dict[str, Any]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:  # A's attempt
+                a_stalls.set()
+                await asyncio.sleep(60)
+            return {"by": f"attempt {calls}"}
+
+        return run
+
+    def second(config: Mapping[str, Any]) -> TaskCallable:
+        async def run(ctx: FlowContext) -> None:
+            b_at_t2.set()
+            await b_may_end.wait()
+
+        return run
+
+    registry = TaskRegistry()
+    registry.register("first", first)
+    registry.register("second", second)
+    definition = flow(
+        {"id": "t1", "type": "first", "successors": ["t2"]}, {"id": "t2", "type": "second"}
+    )
+    a_executor, b_executor = FlowExecutor(registry), FlowExecutor(registry)
+    lost = asyncio.Event()
+    a_options = ExecutionOptions(run_id="r1", history=history, cancel=lost, trigger="hook")
+    with caplog.at_level(logging.WARNING, logger="mfo_client.flows"):
+        a_run = asyncio.create_task(a_executor.execute_flow(definition, {}, a_options))
+        await a_stalls.wait()
+        async with new_history() as b_history:
+            b_run = asyncio.create_task(
+                resume_run(b_executor, b_history, "r1", options=ExecutionOptions(), force=True)
+            )
+            await b_at_t2.wait()
+            lost.set()  # A's next renew fails: it stops the run here
+            a_result = await a_run
+            assert a_result.status is RunStatus.CANCELLED
+            record = await b_history.get_run("r1")
+            assert record is not None and record.status is RunState.RUNNING
+            t1 = record.task("t1")
+            assert t1 is not None and t1.status is TaskStatus.SUCCEEDED
+            b_may_end.set()
+            b_result = await b_run
+    assert b_result.succeeded
+    record = await history.get_run("r1")
+    assert record is not None and record.status is RunState.SUCCEEDED and record.resumes == 1
+    t1 = record.task("t1")
+    assert t1 is not None and t1.status is TaskStatus.SUCCEEDED
+    assert t1.outputs == {"by": "attempt 2"}
+    ignored = [r for r in caplog.records if "another process started this run" in r.message]
+    assert [r.levelno for r in ignored] == [logging.WARNING]  # once, for all of A's writes
+    a_executor.close()
+    b_executor.close()

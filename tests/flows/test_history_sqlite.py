@@ -21,6 +21,7 @@ from mfo_client.flows import (
     TaskStatus,
 )
 from mfo_client.flows._history import owner_alive, this_process
+from mfo_client.flows._history_sqlite import _PRUNABLE, _TREE
 
 DEFINITION = {"name": "demo", "tasks": [{"id": "a", "type": "t"}, {"id": "b", "type": "t"}]}
 
@@ -162,7 +163,7 @@ async def test_a_version_1_history_is_brought_up_to_date(tmp_path: Path) -> None
         assert new is not None and new.config_path == "/c.yaml"
 
     with sqlite3.connect(path) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 3
         plans = {
             column: " ".join(
                 str(row[-1])
@@ -175,3 +176,63 @@ async def test_a_version_1_history_is_brought_up_to_date(tmp_path: Path) -> None
         }
     check.close()
     assert "runs_trigger" in plans['"trigger"'] and "runs_event" in plans["event_id"]
+
+
+V2_STEP = (
+    "ALTER TABLE runs ADD COLUMN config_path TEXT",
+    "ALTER TABLE runs ADD COLUMN parent_run_id TEXT",
+    "ALTER TABLE runs ADD COLUMN parent_task_id TEXT",
+    'CREATE INDEX runs_trigger ON runs ("trigger", started_at) WHERE "trigger" IS NOT NULL',
+    "DROP INDEX runs_event",
+    "CREATE INDEX runs_event ON runs (event_id, started_at) WHERE event_id IS NOT NULL",
+)
+
+
+async def test_a_version_2_history_is_brought_up_to_date(tmp_path: Path) -> None:
+    """A runs.db written before fencing tokens: its runs read, resume, fence and prune."""
+    path = tmp_path / "runs.db"
+    conn = sqlite3.connect(path)
+    for statement in (*V1_SCHEMA, *V2_STEP):
+        conn.execute(statement)
+    for run_id, status, finished, parent in (
+        ("done", "succeeded", 2.0, None),
+        ("done/sub", "succeeded", 1.5, "done"),
+        ("open", "running", None, None),
+    ):
+        conn.execute(
+            "INSERT INTO runs (id, flow, status, definition, initial_context, started_at, "
+            "finished_at, parent_run_id) VALUES (?, 'demo', ?, ?, '{}', 1.0, ?, ?)",
+            (run_id, status, json.dumps(DEFINITION), finished, parent),
+        )
+    conn.execute(
+        "INSERT INTO task_states VALUES ('open', 'a', 't', 'running', 1, 1.0, NULL, '{}', NULL)"
+    )
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+
+    async with SQLiteRunHistory(path) as worker, SQLiteRunHistory(path) as stale:
+        # A run recorded before the upgrade takes tokens from its next start on.
+        await stale.start_run("open", "demo", None, DEFINITION, {}, 5.0)
+        await worker.start_run("open", "demo", None, DEFINITION, {}, 6.0)
+        cancelled = TaskResult(id="a", type="t", status=TaskStatus.CANCELLED, attempts=1)
+        assert await stale.record_task("open", cancelled) is False
+        done = TaskResult(id="a", type="t", status=TaskStatus.SUCCEEDED, attempts=1)
+        assert await worker.record_task("open", done) is True
+        record = await worker.get_run("open")
+        assert record is not None and record.resumes == 2
+        assert [t.status for t in record.tasks] == [TaskStatus.SUCCEEDED]
+
+        assert await worker.prune(10.0, 10) == 2  # "done" with its child
+        assert [r.run_id for r in await worker.list_runs()] == ["open"]
+
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 3
+        # What prune asks: by the end time, and the children of each run, through indexes.
+        plans = [
+            " ".join(str(row[-1]) for row in check.execute(f"EXPLAIN QUERY PLAN {query}", args))
+            for query, args in ((_PRUNABLE, (1.0, 5)), (_TREE, ("done", 5)))
+        ]
+    check.close()
+    assert "USING INDEX runs_finished" in plans[0] and "B-TREE" not in plans[0]
+    assert "USING INDEX runs_parent" in plans[1]

@@ -41,7 +41,9 @@ History: with `ExecutionOptions(history=...)` the run's start, each task's start
 state, and its end are written to the history, each write awaited before the run moves on (a
 task's final state before its successors are released); the history's cancel request is polled
 every `CANCEL_POLL_INTERVAL` seconds. Without it, none of this costs anything. A subflow's
-child is recorded too, as a run of its own linked to its parent run and task.
+child is recorded too, as a run of its own linked to its parent run and task. A write the
+history ignores because another process started the run since (fencing, see `_history`) is
+logged once per run, at warning, and the run goes on: its record is that process's now.
 
 Secrets (`_secrets`): each run has a `SecretScope`; `${VAR}` in task configs are expanded from
 it when the task is rendered, and its secret values are replaced by `***` in each task's result
@@ -206,6 +208,8 @@ class _Run:
         self.unchosen: dict[str, str] = {}
         """Successors of a finished condition outside its chosen branch -> the condition."""
         self.recorded: dict[str, tuple[TaskStatus, str | None]] = {}
+        self.fenced = False
+        """The history ignored a write: another process started this run since."""
         self.deadline: float | None = None
         """When the flow's timeout ends the run, as `time.monotonic()`; tasks see it."""
         self.secrets = SecretScope.for_run(
@@ -222,11 +226,24 @@ class _Run:
         """Write `result` to the history; a failed write is logged, the run goes on."""
         assert self.history is not None
         try:
-            await self.history.record_task(self.run_id, copy.copy(result))
+            written = await self.history.record_task(self.run_id, copy.copy(result))
         except Exception:
             _log.exception("run %s: cannot record task %s in the history", self.run_id, result.id)
         else:
             self.recorded[result.id] = (result.status, result.error)
+            if written is False:
+                self.ignored()
+
+    def ignored(self) -> None:
+        """The history ignored a write of this run (fenced off): say so once."""
+        if not self.fenced:
+            self.fenced = True
+            _log.warning(
+                "run %s: another process started this run since (a worker that took its job "
+                "over, or a resume); the run history keeps that process's record and ignores "
+                "this one's writes",
+                self.run_id,
+            )
 
     def push_ready(self, tid: str) -> None:
         heapq.heappush(self.ready, (-self.tasks[tid].priority, self.order[tid], tid))
@@ -439,11 +456,14 @@ class FlowExecutor:
             ):
                 await run.record(task)
         try:
-            await run.history.finish_run(
+            written = await run.history.finish_run(
                 run.run_id, result.status, result.error, result.finished_at
             )
         except Exception:
             _log.exception("run %s: cannot record its end in the history", run.run_id)
+        else:
+            if written is False:
+                run.ignored()
 
     async def _poll_cancel(self, run: _Run) -> None:
         assert run.history is not None and run.cancel is not None

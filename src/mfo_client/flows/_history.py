@@ -1,11 +1,11 @@
 """Run history: what each run of a flow did, kept behind a small store interface, and resume.
 
-`RunHistory` is the interface (SQLite now in `_history_sqlite`; Redis later): one record per run
-(its flow, definition, initial context, status, trigger) and one per task (status, attempts,
-times, outputs, error). With `ExecutionOptions(history=...)` the executor writes a task's state
-when it starts and when it ends, and awaits each write before the task counts as finished, so a
-succeeded task is on record before any successor starts. A run whose process died stays
-`running` in the history.
+`RunHistory` is the interface (SQLite in `_history_sqlite`, Redis in `_history_redis`): one
+record per run (its flow, definition, initial context, status, trigger) and one per task
+(status, attempts, times, outputs, error). With `ExecutionOptions(history=...)` the executor
+writes a task's state when it starts and when it ends, and awaits each write before the task
+counts as finished, so a succeeded task is on record before any successor starts. A run whose
+process died stays `running` in the history.
 
 `resume_run` runs a recorded run again under the same id: tasks that succeeded are not run
 again, their recorded outputs are restored for the tasks downstream, and every other task
@@ -23,6 +23,22 @@ is resumed or retried only through its parent.
 
 Cancelling goes through the history too (`request_cancel`), so another process can do it: an
 executor writing a run's history polls `cancel_requested` and cancels the run when it is set.
+
+Fencing. Two processes can run one run at once: a worker stalls past its lease, another takes
+the job over and resumes the run, and the first one only then notices and stops. The one that
+started the run last owns its record: each `start_run` stores a fresh token for the run, a
+history handle remembers the token of its own last `start_run` of each run, and sends it with
+that run's `record_task` and `finish_run`; a write carrying a token that is no longer the run's
+is ignored and returns False (the executor logs that once per run, at warning), so the stale
+process can neither mark the new owner's tasks cancelled nor end its run. `request_cancel`
+carries it too (a parent run's executor cancelling its child run through `mark_cancelled` must
+not cancel the child another process runs now). Writes from a handle that never started the
+run carry no token and always apply: they are an operator's (`mfo runs cancel`, which uses
+`request_cancel` and `mark_cancelled`).
+
+Pruning. `prune` deletes the runs that ended before a cutoff (the store's `retention` in `mfo
+serve` and `mfo worker`), with their tasks and child runs, a bounded number per call; a run
+still running, or paused (see `RunRecord.paused`), is kept whatever its age.
 """
 
 from __future__ import annotations
@@ -170,19 +186,24 @@ class RunHistory(Protocol):
         parent_run_id: str | None = None,
         parent_task_id: str | None = None,
     ) -> None:
-        """Record a run as running. For a known `run_id` (a resume): keep its tasks, first
+        """Record a run as running, with a fresh fencing token that makes this handle the
+        run's owner (see Fencing). For a known `run_id` (a resume): keep its tasks, first
         start, and the trigger, event and parent it had when these are None; count the resume,
         take the new definition, initial context (a resume passes the recorded one) and config
         path, clear any cancel request."""
         ...
 
-    async def record_task(self, run_id: str, result: TaskResult) -> None:
-        """Insert or replace the task's status, attempts, times, outputs and error."""
+    async def record_task(self, run_id: str, result: TaskResult) -> bool:
+        """Insert or replace the task's status, attempts, times, outputs and error; False when
+        ignored: another handle started the run after this one did (see Fencing)."""
         ...
 
     async def finish_run(
         self, run_id: str, status: RunStatus, error: str | None, finished_at: float
-    ) -> None: ...
+    ) -> bool:
+        """Record the run's end; False when ignored: no such run, or another handle started
+        the run after this one did (see Fencing)."""
+        ...
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """The run with its task records, or None."""
@@ -201,10 +222,19 @@ class RunHistory(Protocol):
 
     async def request_cancel(self, run_id: str) -> bool:
         """Ask the process running `run_id` to cancel it, or keep a paused run (see
-        `RunRecord.paused`) from being resumed; False if it is neither."""
+        `RunRecord.paused`) from being resumed; False if it is neither, or another handle
+        started the run after this one did (see Fencing)."""
         ...
 
     async def cancel_requested(self, run_id: str) -> bool: ...
+
+    async def prune(self, finished_before: float, limit: int) -> int:
+        """Delete up to `limit` runs that ended (succeeded, failed, cancelled but not paused)
+        before `finished_before`, each with its tasks, its place in the listings and its child
+        runs (which count toward `limit`, and go first: a run is never left without its parent);
+        returns how many. Fewer than `limit` means nothing more is due. A child run is deleted
+        only with its parent, whatever its own state."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -389,7 +419,9 @@ def check_retryable(record: RunRecord) -> None:
 
 async def mark_cancelled(history: RunHistory, run_id: str, reason: str) -> None:
     """Record `run_id` as cancelled, with each of its tasks still recorded as running: for a
-    run that cannot record its own end (its process is gone, or its parent task was cancelled)."""
+    run that cannot record its own end (its process is gone, or its parent task was cancelled).
+    Through a handle that started the run, this is fenced like its other writes: nothing
+    changes if another handle started the run since."""
     record = await history.get_run(run_id)
     if record is None or record.status.is_final:
         return

@@ -5,18 +5,20 @@ fixed part, so no value can make one key look like another):
 
 - `run:<id>`: a hash per run, with the fields of `RunRecord` (the definition and the initial
   context as JSON; a field that is None is absent) and `token`, the id of the `start_run` call
-  that wrote it last;
+  that wrote it last, which is also the run's fence (see Fencing in `_history`);
 - `tasks:<id>`: a hash per run, task id -> the task's record as JSON;
 - `all`, `status:<state>`, `flow:<name>`, `trigger:<name>`, `event:<id>`, `children:<run id>`:
   sorted sets of run ids scored by `started_at`, the indexes `list_runs` walks.
 
 Atomic. Every write is one call of one Lua script (`WRITE`, in `_history_redis_lua`), which
-updates the run's hash and moves the run between the indexes together, so a reader never sees a
-run half-written or in the wrong index. `list_runs` is one read script (`LIST`): it walks the
-smallest index its filters name, newest first, checks the other filters on each run's hash, and
-returns the runs with their tasks, one consistent view in one round trip; `get_run` reads the
-two hashes in one MULTI/EXEC. The scripts build their keys from the prefix, so on a Redis
-Cluster the prefix must be a hash tag (`{mfo}`) to keep them in one slot.
+updates the run's hash and moves the run between the indexes together (and checks the writer's
+fencing token), so a reader never sees a run half-written or in the wrong index; `get_run` reads
+the two hashes in one MULTI/EXEC. `list_runs` and `prune` walk an index in steps, one script
+call (`LIST`, `PRUNE`) looking at `max_scan` entries at most, so a filter that rarely matches or
+a large backlog to prune never holds the server for long; each step is consistent on its own,
+and a run changed between two steps is listed as one of them saw it (never twice). The scripts
+build their keys from the prefix, so on a Redis Cluster the prefix must be a hash tag (`{mfo}`)
+to keep them in one slot.
 
 Order and speed (like `_history_writer` for SQLite). Writes go through one FIFO queue drained by
 one task: whatever is queued while a batch is on the wire goes out next as one pipeline (one
@@ -38,17 +40,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
+from mfo_client._urls import strip_credentials, userinfo_needs_encoding
 from mfo_client.flows._history import (
     RunHistoryError,
     RunRecord,
@@ -57,7 +58,8 @@ from mfo_client.flows._history import (
     json_text,
     this_process,
 )
-from mfo_client.flows._history_redis_lua import LIST, WRITE
+from mfo_client.flows._history_redis_lua import LIST, PRUNE, WRITE
+from mfo_client.flows._history_tokens import RunTokens
 from mfo_client.flows._result import RunStatus, TaskResult, TaskStatus
 
 __all__ = ["RedisRunHistory"]
@@ -66,6 +68,11 @@ T = TypeVar("T")
 
 MAX_BATCH: Final = 256
 """Most writes in one pipeline: bounds how long one batch keeps the next waiting."""
+MAX_SCAN: Final = 1000
+"""Most index entries one `LIST` or `PRUNE` call looks at (the default of `max_scan`)."""
+PRUNE_BUDGET: Final = 100
+"""Most runs one `PRUNE` call deletes."""
+_PRUNED_STATES: Final = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
 
 
 @dataclass(slots=True)
@@ -92,18 +99,26 @@ class RedisRunHistory:
     (the one of its first call).
     """
 
-    def __init__(self, url: str, prefix: str = "mfo") -> None:
+    def __init__(self, url: str, prefix: str = "mfo", *, max_scan: int = MAX_SCAN) -> None:
         self.prefix = prefix
         self.where = self.describe(url, prefix)
         """The server without the credentials its URL may hold, and the prefix: for messages."""
         try:
+            if userinfo_needs_encoding(url):  # else read as a host or port, shown in errors
+                raise ValueError(url)
             self._client = aioredis.Redis.from_url(url, decode_responses=True)
-        except ValueError as exc:
+        except ValueError:
+            # Not the parser's text: it quotes the piece it choked on, maybe of the password.
             raise RunHistoryError(
-                f"the Redis URL of the run history is not usable: {exc}"
+                f"the Redis URL of the run history {self.where} is not usable: check the host "
+                "and port, and percent-encode a /, ? or # in the password (%2F, %3F, %23)"
             ) from None
         self._write_script = _Script(WRITE)
         self._list_script = _Script(LIST)
+        self._prune_script = _Script(PRUNE)
+        self.max_scan = max(1, max_scan)
+        """Most index entries one script call of `list_runs` or `prune` looks at."""
+        self._tokens = RunTokens()
         self._queue: deque[_Write] = deque()
         self._drainer: asyncio.Task[None] | None = None
         self._reads: set[asyncio.Future[Any]] = set()
@@ -114,12 +129,7 @@ class RedisRunHistory:
     @staticmethod
     def describe(url: str, prefix: str) -> str:
         """How messages name the history at `url` and `prefix`: without the URL's credentials."""
-        try:
-            parts = urlsplit(url)
-            port = f":{parts.port}" if parts.port else ""
-        except ValueError:
-            return f"redis (prefix {prefix})"
-        return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path} (prefix {prefix})"
+        return f"{strip_credentials(url)} (prefix {prefix})"
 
     async def __aenter__(self) -> RedisRunHistory:
         return self
@@ -165,7 +175,7 @@ class RedisRunHistory:
         await self._write(
             "start",
             run_id,
-            uuid.uuid4().hex,
+            self._tokens.start(run_id),
             flow_name,
             _opt(flow_file),
             json_text(definition_json),
@@ -179,7 +189,7 @@ class RedisRunHistory:
             _opt(parent_task_id),
         )
 
-    async def record_task(self, run_id: str, result: TaskResult) -> None:
+    async def record_task(self, run_id: str, result: TaskResult) -> bool:
         record = {
             "type": result.type,
             "status": result.status.value,
@@ -189,20 +199,28 @@ class RedisRunHistory:
             "error": result.error,
             "outputs": result.outputs,
         }
-        if not await self._write("task", run_id, result.id, json_text(record)):
+        token = _opt(self._tokens.of(run_id))
+        written = await self._write("task", run_id, result.id, json_text(record), token)
+        if not written:
             raise RunHistoryError(
                 f'cannot record task "{result.id}" of run "{run_id}": no such run in the run '
                 f"history {self.where} (start_run records a run first)"
             )
+        return written > 0
 
     async def finish_run(
         self, run_id: str, status: RunStatus, error: str | None, finished_at: float
-    ) -> None:
+    ) -> bool:
         state = RunState(status.value)
-        await self._write("finish", run_id, state.value, _opt(error), repr(float(finished_at)))
+        token = self._tokens.of(run_id)
+        end = (state.value, _opt(error), repr(float(finished_at)), _opt(token))
+        finished = await self._write("finish", run_id, *end) > 0
+        if finished:
+            self._tokens.finished(run_id, token)
+        return finished
 
     async def request_cancel(self, run_id: str) -> bool:
-        return bool(await self._write("cancel", run_id))
+        return await self._write("cancel", run_id, _opt(self._tokens.of(run_id))) > 0
 
     async def _write(self, op: str, run_id: str, *values: str) -> int:
         """Queue one call of the write script; returns its result once Redis acknowledged it."""
@@ -296,19 +314,63 @@ class RedisRunHistory:
         if limit <= 0:
             return []
 
-        async def read() -> Any:
-            for _ in range(2):
-                sha = await self._sha(self._list_script)
-                try:
-                    return await self._client.evalsha(sha, 0, self.prefix, str(limit), *args)
-                except NoScriptError:  # Redis restarted, or its scripts were flushed
-                    self._list_script.sha = None
-            raise RunHistoryError(f"the run history {self.where} cannot keep its Lua script")
+        async def read() -> list[Any]:
+            rows: dict[str, Any] = {}  # by id: a run seen by two steps is listed once
+            top, seen, cutoff = "+inf", 0, "-"
+            while True:
+                want = limit - len(rows) if cutoff == "-" else 0
+                found, top, seen, done, cutoff = await self._eval(
+                    self._list_script,
+                    self.prefix,
+                    str(want),
+                    cutoff,
+                    top,
+                    str(seen),
+                    str(self.max_scan),
+                    *args,
+                )
+                for row in found:
+                    rows[row[0]] = row
+                if done:
+                    return list(rows.values())
 
         rows = await self._read(read)
         records = [_record(run_id, _pairs(fields), _pairs(tasks)) for run_id, fields, tasks in rows]
         records.sort(key=lambda r: (-r.started_at, r.run_id))
         return records[:limit]
+
+    async def prune(self, finished_before: float, limit: int) -> int:
+        cutoff = repr(float(finished_before))
+
+        async def prune() -> int:
+            deleted = 0
+            for state in _PRUNED_STATES:
+                skip, done = 0, False
+                while not done and deleted < limit:
+                    budget = min(limit - deleted, PRUNE_BUDGET)
+                    pruned, skip, done = await self._eval(
+                        self._prune_script,
+                        self.prefix,
+                        state.value,
+                        cutoff,
+                        str(skip),
+                        str(self.max_scan),
+                        str(budget),
+                    )
+                    deleted += pruned
+            return deleted
+
+        return await self._read(prune) if limit > 0 else 0
+
+    async def _eval(self, script: _Script, *args: str) -> Any:
+        """One call of a read or prune script, loaded again if Redis lost it."""
+        for _ in range(2):
+            sha = await self._sha(script)
+            try:
+                return await self._client.evalsha(sha, 0, *args)
+            except NoScriptError:  # Redis restarted, or its scripts were flushed
+                script.sha = None
+        raise RunHistoryError(f"the run history {self.where} cannot keep its Lua script")
 
     async def _read(self, read: Callable[[], Awaitable[T]]) -> T:
         """Run `read` in a task of its own, so a caller that stops waiting is sure to get its

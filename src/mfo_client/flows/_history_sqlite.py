@@ -17,8 +17,15 @@ share a file (WAL readers do not block the writer; a busy writer is waited for).
 Schema, versioned with `PRAGMA user_version`, one step per version (a file of an older version is
 brought up to date when opened): `runs` (one row per run; `trigger` and `event_id` are for runs
 an event started, `config_path` the config a run used, `parent_run_id` and `parent_task_id` link
-a subflow's child run to its parent) and `task_states` (one row per task of a run, replaced as
-the task moves on). JSON columns hold the definition, the initial context and the outputs.
+a subflow's child run to its parent, `token` is the fence of the last `start_run`) and
+`task_states` (one row per task of a run, replaced as the task moves on). JSON columns hold the
+definition, the initial context and the outputs.
+
+Fencing and pruning (see `_history`). A write carrying a token checks it against the run's row
+in the same transaction (the write lock is held from its start, so no other process's
+`start_run` can land between the check and the write). `prune` deletes the runs one transaction
+at a time, `limit` runs at most, a run's descendants first (found through `parent_run_id`), and
+its task states with it (`ON DELETE CASCADE`).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from mfo_client.flows._history import (
     json_text,
     this_process,
 )
+from mfo_client.flows._history_tokens import RunTokens
 from mfo_client.flows._history_writer import Writer
 from mfo_client.flows._result import RunStatus, TaskResult, TaskStatus
 
@@ -49,6 +57,9 @@ T = TypeVar("T")
 
 BUSY_TIMEOUT_MS: Final = 10_000
 """How long a write waits for another process's write to the same file."""
+MAX_DEPTH: Final = 100
+"""Deepest child run `prune` looks for: subflows nest far less (it only stops a loop of
+`parent_run_id`s, which no run history of mfo-client writes)."""
 
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
@@ -95,13 +106,19 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "DROP INDEX runs_event",
         "CREATE INDEX runs_event ON runs (event_id, started_at) WHERE event_id IS NOT NULL",
     ),
+    (
+        "ALTER TABLE runs ADD COLUMN token TEXT",
+        "CREATE INDEX runs_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL",
+        "CREATE INDEX runs_finished ON runs (finished_at) WHERE parent_run_id IS NULL",
+    ),
 )
 _VERSION: Final = len(_MIGRATIONS)
 
 _START: Final = """
     INSERT INTO runs (id, flow, flow_file, status, definition, initial_context, started_at,
-                      "trigger", event_id, owner, config_path, parent_run_id, parent_task_id)
-    VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      "trigger", event_id, owner, config_path, parent_run_id, parent_task_id,
+                      token)
+    VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET
         flow = excluded.flow,
         flow_file = excluded.flow_file,
@@ -118,7 +135,8 @@ _START: Final = """
         cancel_requested = 0,
         config_path = excluded.config_path,
         parent_run_id = coalesce(excluded.parent_run_id, runs.parent_run_id),
-        parent_task_id = coalesce(excluded.parent_task_id, runs.parent_task_id)
+        parent_task_id = coalesce(excluded.parent_task_id, runs.parent_task_id),
+        token = excluded.token
 """
 _RECORD_TASK: Final = """
     INSERT OR REPLACE INTO task_states
@@ -136,6 +154,33 @@ _TASK_COLUMNS: Final = (
 _TASK_ORDER: Final = "ORDER BY run_id, started_at IS NULL, started_at, task_id"
 _GET_RUN: Final = f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?"  # noqa: S608 (constants)
 _GET_TASKS: Final = f"SELECT {_TASK_COLUMNS} FROM task_states WHERE run_id = ? {_TASK_ORDER}"  # noqa: S608 (constants)
+_FINISH: Final = """
+    UPDATE runs SET status = ?, error = ?, finished_at = ?
+    WHERE id = ? AND (? IS NULL OR token = ?)
+"""
+_CANCEL: Final = """
+    UPDATE runs SET cancel_requested = 1
+    WHERE id = ? AND (? IS NULL OR token = ?) AND (status = 'running'
+        OR (status = 'cancelled' AND cancel_requested = 0 AND "trigger" IS NOT NULL))
+"""
+_PRUNABLE: Final = """
+    SELECT id FROM runs
+    WHERE parent_run_id IS NULL AND finished_at < ?
+      AND NOT (status = 'cancelled' AND cancel_requested = 0 AND "trigger" IS NOT NULL)
+    ORDER BY finished_at LIMIT ?
+"""
+"""Top-level runs that ended before the cutoff, paused ones (`RunRecord.paused`) excepted. A
+run's `finished_at` is set only while it is ended: `start_run` clears it."""
+_TREE: Final = f"""
+    WITH RECURSIVE tree (id, depth) AS (
+        SELECT ?, 0
+        UNION ALL
+        SELECT runs.id, tree.depth + 1 FROM runs JOIN tree ON runs.parent_run_id = tree.id
+        WHERE tree.depth < {MAX_DEPTH}
+    )
+    SELECT id FROM tree ORDER BY depth DESC LIMIT ?
+"""  # noqa: S608 (a constant)
+"""A run and its descendants, the deepest first."""
 
 
 class SQLiteRunHistory:
@@ -148,6 +193,7 @@ class SQLiteRunHistory:
         self.path = Path(path)
         self.fsync = fsync
         self._writer = Writer(str(self.path), self._connect)
+        self._tokens = RunTokens()
 
     @property
     def commits(self) -> int:
@@ -198,10 +244,12 @@ class SQLiteRunHistory:
             config_path,
             parent_run_id,
             parent_task_id,
+            self._tokens.start(run_id),
         )
         await self._write(lambda conn: conn.execute(_START, row))
 
-    async def record_task(self, run_id: str, result: TaskResult) -> None:
+    async def record_task(self, run_id: str, result: TaskResult) -> bool:
+        token = self._tokens.of(run_id)
         row = (
             run_id,
             result.id,
@@ -213,26 +261,46 @@ class SQLiteRunHistory:
             json_text(result.outputs),
             result.error,
         )
-        await self._write(lambda conn: conn.execute(_RECORD_TASK, row))
+
+        def record(conn: sqlite3.Connection) -> bool:
+            if token is not None:
+                found = conn.execute("SELECT token FROM runs WHERE id = ?", (run_id,)).fetchone()
+                if found is not None and found[0] != token:
+                    return False
+            # An unknown run is refused by the foreign key (IntegrityError), token or not.
+            conn.execute(_RECORD_TASK, row)
+            return True
+
+        return await self._write(record)
 
     async def finish_run(
         self, run_id: str, status: RunStatus, error: str | None, finished_at: float
-    ) -> None:
+    ) -> bool:
         state = RunState(status.value)
-        await self._write(
-            lambda conn: conn.execute(
-                "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
-                (state.value, error, finished_at, run_id),
-            )
-        )
+        token = self._tokens.of(run_id)
+        args = (state.value, error, finished_at, run_id, token, token)
+        finished = await self._write(lambda conn: conn.execute(_FINISH, args).rowcount > 0)
+        if finished:
+            self._tokens.finished(run_id, token)
+        return finished
+
+    async def prune(self, finished_before: float, limit: int) -> int:
+        def prune(conn: sqlite3.Connection) -> int:
+            deleted = 0
+            for (root,) in conn.execute(_PRUNABLE, (finished_before, limit)).fetchall():
+                ids = conn.execute(_TREE, (root, limit - deleted)).fetchall()
+                deleted += conn.executemany("DELETE FROM runs WHERE id = ?", ids).rowcount
+                if deleted >= limit:
+                    break
+            return deleted
+
+        return await self._write(prune) if limit > 0 else 0
 
     async def request_cancel(self, run_id: str) -> bool:
+        token = self._tokens.of(run_id)
+
         def request(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE runs SET cancel_requested = 1 WHERE id = ? AND (status = 'running' "
-                "OR (status = 'cancelled' AND cancel_requested = 0 AND \"trigger\" IS NOT NULL))",
-                (run_id,),
-            )
+            cursor = conn.execute(_CANCEL, (run_id, token, token))
             return cursor.rowcount > 0
 
         return await self._write(request)
