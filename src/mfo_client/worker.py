@@ -53,7 +53,6 @@ from mfo_client.triggers import Trigger, Triggers
 __all__ = ["FlowRunner", "RunOutcome", "RunnerSettings", "interrupted", "wait_for_run"]
 
 _log = logging.getLogger("mfo_client.worker")
-_IDLE_WAIT = 5.0
 _POLL = 0.25
 """Seconds between two looks at the run history while waiting for a run another process runs."""
 
@@ -251,7 +250,8 @@ class FlowRunner:
     async def _idle(self) -> None:
         kinds = [kind for kind, _ in self._free_kinds()]
         due = await self.store.next_due_in(kinds) if kinds else None
-        wait = _IDLE_WAIT if due is None else min(max(due, 0.0), _IDLE_WAIT)
+        idle = self.store.idle_poll
+        wait = idle if due is None else min(max(due, 0.0), idle)
         if wait > 0:
             await self._sleep(wait)
 

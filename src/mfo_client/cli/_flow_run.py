@@ -284,5 +284,7 @@ def run(
                 hint += f" --history {shlex.quote(str(history))}"
             if config is not None:
                 hint += f" --config {shlex.quote(str(config))}"
+            else:
+                hint += " [--config FILE, if its tasks need the MFO server]"
             typer.echo(f"run {run_id} {result.status.value}; resume it with: {hint}", err=True)
         raise typer.Exit(EXIT_FAILED)

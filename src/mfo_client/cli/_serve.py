@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated
 
 import typer
@@ -24,24 +25,30 @@ def serve(
         bool, typer.Option("--no-workers", help="Run the listener only; forward nothing.")
     ] = False,
 ) -> None:
-    """Receive webhooks, store them durably, acknowledge, forward them to the MFO server, and
-    run the flows their triggers name."""
+    """Receive webhooks, store them durably, forward them, and run the flows of their triggers."""
     cfg = load_or_exit(config)
     configure_logging(cfg.logging.level, cfg.logging.format)
     sources_text = ", ".join(
-        f"{s.path} ({s.name}, {s.scheme})" for s in cfg.webhook_listener.effective_sources()
+        f"{s.path} (source {s.name}, scheme {s.scheme})"
+        for s in cfg.webhook_listener.effective_sources()
     )
 
     def announce(url: str) -> None:
         typer.echo(f"mfo serve listening on {url}: {sources_text}", err=True)
         store = cfg.store
         where = store.path if store.backend == "sqlite" else f"redis (prefix {store.prefix})"
-        typer.echo(f"forwarding to {cfg.client.base_url}; store {where}", err=True)
+        if no_workers:
+            typer.echo(
+                f"listener only (--no-workers): nothing forwarded here; store {where}", err=True
+            )
+        else:
+            typer.echo(f"forwarding to {cfg.client.base_url}; store {where}", err=True)
         for trigger in cfg.triggers:
             typer.echo(f"trigger {trigger.name}: runs {trigger.flow}", err=True)
         if cfg.triggers:
             history = cfg.flows.history if store.backend == "sqlite" else "redis"
-            typer.echo(f"flow runs are recorded in {history} (mfo runs list)", err=True)
+            see = f"mfo runs list --config {shlex.quote(str(config))}"
+            typer.echo(f"flow runs are recorded in {history} (see them: {see})", err=True)
 
     try:
         run_service(

@@ -46,7 +46,6 @@ __all__ = ["DEAD_LETTER_STATUSES", "Forwarder", "ForwarderSettings"]
 _log = logging.getLogger("mfo_client.delivery")
 
 DEAD_LETTER_STATUSES = frozenset({400, 413, 422})
-_IDLE_WAIT = 5.0
 _KINDS = (FORWARD,)
 """Forwarders take forward jobs only: flow runs are the flow runner's."""
 
@@ -150,7 +149,8 @@ class Forwarder:
 
     async def _idle(self) -> None:
         due = await self.store.next_due_in(kinds=_KINDS)
-        wait = _IDLE_WAIT if due is None else min(max(due, 0.0), _IDLE_WAIT)
+        idle = self.store.idle_poll
+        wait = idle if due is None else min(max(due, 0.0), idle)
         if wait > 0:
             await self._sleep(wait, wake_on_new=True)
 

@@ -263,6 +263,11 @@ class RedisStore(EventStore):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    @property
+    def idle_poll(self) -> float:
+        """Listeners in other processes cannot wake this one; a look costs one small script."""
+        return 0.5
+
     async def open(self) -> None:
         if self._client is not None:
             raise StoreError(f"the event store at {self._where} is already open")

@@ -163,6 +163,11 @@ class SQLiteStore(EventStore):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    @property
+    def idle_poll(self) -> float:
+        """The serving process is told of new work by its own listener."""
+        return 5.0
+
     async def open(self) -> None:
         if self._writer is not None:
             raise StoreError(f"the event store {self._path} is already open")

@@ -38,6 +38,13 @@ __all__ = ["EventStore"]
 class EventStore(Protocol):
     """A durable outbox of webhook events with a dead-letter table."""
 
+    @property
+    def idle_poll(self) -> float:
+        """Seconds an idle worker waits before looking for new work again. A store one process
+        serves is told of new work at once (`notify`), so it can wait long; on a shared store
+        new work usually comes from another process, which cannot wake this one."""
+        ...
+
     async def open(self) -> None:
         """Connect and prepare the backend. A store one process serves (SQLite) also releases
         every old lease, which only a dead predecessor can hold; a shared store (Redis) leaves
