@@ -12,17 +12,27 @@ import os
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 
-__all__ = ["ServerProcess", "machine_busy", "own_cpu", "percentile", "split_cores", "started"]
+__all__ = [
+    "ServerProcess",
+    "exit_with",
+    "machine_busy",
+    "own_cpu",
+    "percentile",
+    "split_cores",
+    "started",
+]
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -159,3 +169,18 @@ def started(
         yield server
     finally:
         server.stop()
+
+
+def exit_with(run: Callable[[], int], interrupted: str) -> NoReturn:
+    """Exit with what `run()` returns; SIGTERM or Ctrl-C stop it the same way (its `finally`
+    blocks stop the servers), printing `interrupted` and exiting 130."""
+
+    def terminated(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        sys.exit(run())
+    except KeyboardInterrupt:
+        print(f"\n{interrupted}", file=sys.stderr)
+        sys.exit(130)

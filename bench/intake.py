@@ -85,7 +85,15 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from _common import ServerProcess, machine_busy, own_cpu, percentile, split_cores, started
+from _common import (
+    ServerProcess,
+    exit_with,
+    machine_busy,
+    own_cpu,
+    percentile,
+    split_cores,
+    started,
+)
 
 if TYPE_CHECKING:
     from mfo_client.delivery import OutboxStats
@@ -923,15 +931,7 @@ def main() -> None:
     if args.forward_events != 0 and args.forward_events < 100:
         parser.error("--forward-events must be 0 (no forwarding phase) or at least 100")
 
-    def terminated(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminated)
-    try:
-        sys.exit(run(args))
-    except KeyboardInterrupt:
-        print("\ninterrupted; servers stopped", file=sys.stderr)
-        sys.exit(130)
+    exit_with(lambda: run(args), "interrupted; servers stopped")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from _common import ServerProcess, machine_busy, own_cpu, started
+from _common import ServerProcess, exit_with, machine_busy, own_cpu, started
 from intake import HOST, INTAKE_PATH, SECRET, payload, signed_headers
 
 if TYPE_CHECKING:
@@ -967,15 +967,7 @@ def main() -> None:
     if args.events < 100:
         parser.error("--events must be at least 100")
 
-    def terminated(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminated)
-    try:
-        sys.exit(run(args))
-    except KeyboardInterrupt:
-        print("\ninterrupted; servers stopped, keys deleted", file=sys.stderr)
-        sys.exit(130)
+    exit_with(lambda: run(args), "interrupted; servers stopped, keys deleted")
 
 
 if __name__ == "__main__":

@@ -227,9 +227,11 @@ async def test_a_run_whose_lease_cannot_be_kept_never_runs_twice_at_once(tmp_pat
             await wait_until(lambda: _true(setup.counter.started >= 2), "no second attempt")
         finally:
             await runner.stop(grace=0.0)
-    # The run was stopped before its lease ran out, and taken up again: never two at once.
+        record = await history.get_run(run_id)
+    # The run was stopped before its lease ran out, and taken up again (resumed under the same
+    # run id): never two at once.
     assert setup.counter.most == 1
-    assert run_id
+    assert record is not None and record.resumes >= 1
 
 
 async def test_jobs_of_a_trigger_no_longer_configured_go_to_the_dead_letters(

@@ -33,6 +33,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from mfo_client._batches import STOP, take_batch
 from mfo_client.delivery._errors import StoreError, StoreUnavailableError
 
 __all__ = ["MAX_BATCH", "Tx", "Writer"]
@@ -59,9 +60,6 @@ class _Call:
     future: Future[Any]
 
 
-_STOP: Final = object()
-
-
 class Writer:
     """Runs calls on a dedicated thread with one connection, batching them into transactions."""
 
@@ -74,7 +72,7 @@ class Writer:
         self._name = name
         self._connect = connect
         self._count_pending = count_pending
-        self._queue: queue.SimpleQueue[_Call | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name=f"mfo-store:{name}", daemon=True)
         self._stopped: Future[None] = Future()
         self._closing = False
@@ -106,7 +104,7 @@ class Writer:
         """Let the queued calls finish, then close the connection and end the thread."""
         if not self._closing:
             self._closing = True
-            self._queue.put(_STOP)
+            self._queue.put(STOP)
         if self._thread.ident is not None:
             await asyncio.wrap_future(self._stopped)
 
@@ -124,7 +122,7 @@ class Writer:
         try:
             stopping = False
             while not stopping:
-                calls, stopping = self._take()
+                calls, stopping = take_batch(self._queue, _Call, MAX_BATCH)
                 live = [c for c in calls if c.future.set_running_or_notify_cancel()]
                 if not live:
                     continue
@@ -143,22 +141,6 @@ class Writer:
             if conn is not None:
                 conn.close()
             self._stopped.set_result(None)
-
-    def _take(self) -> tuple[list[_Call], bool]:
-        """Block for one call, then take whatever else is already queued."""
-        calls: list[_Call] = []
-        item = self._queue.get()
-        while True:
-            if item is _STOP:
-                return calls, True
-            assert isinstance(item, _Call)
-            calls.append(item)
-            if len(calls) >= MAX_BATCH:
-                return calls, False
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return calls, False
 
     def _execute(self, conn: sqlite3.Connection, calls: list[_Call]) -> None:
         try:

@@ -21,7 +21,8 @@ its place in the order. The results of a batch go back to the event loop in one 
 one wake-up per call. The connection is opened by the thread, on its first batch, and again on
 the next batch if opening failed (the error goes to the batch's callers).
 
-Kept apart from the delivery store's writer on purpose: `flows/` does not import `delivery/`.
+Kept apart from the delivery store's writer (`flows/` does not import `delivery/`, and their
+transactions differ); both take their batches with `mfo_client._batches.take_batch`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from mfo_client._batches import STOP, take_batch
 from mfo_client.flows._history import RunHistoryError
 
 __all__ = ["MAX_BATCH", "Writer"]
@@ -54,7 +56,6 @@ class _Call:
     """Created on, and resolved only on, the caller's event loop."""
 
 
-_STOP: Final = object()
 _CALL_ERRORS: Final = (
     sqlite3.IntegrityError,
     sqlite3.ProgrammingError,
@@ -73,7 +74,7 @@ class Writer:
     def __init__(self, name: str, connect: Callable[[], sqlite3.Connection]) -> None:
         self._name = name
         self._connect = connect
-        self._queue: queue.SimpleQueue[_Call | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._stopped: Future[None] = Future()
         self._lock = threading.Lock()
@@ -104,7 +105,7 @@ class Writer:
             if not self._closing:
                 self._closing = True
                 if started:
-                    self._queue.put(_STOP)
+                    self._queue.put(STOP)
         if started:
             await asyncio.wrap_future(self._stopped)
 
@@ -115,7 +116,7 @@ class Writer:
         try:
             stopping = False
             while not stopping:
-                calls, stopping = self._take()
+                calls, stopping = take_batch(self._queue, _Call, MAX_BATCH)
                 if not calls:
                     continue
                 outcomes: list[tuple[Any, BaseException | None]]
@@ -130,22 +131,6 @@ class Writer:
             if conn is not None:
                 conn.close()
             self._stopped.set_result(None)
-
-    def _take(self) -> tuple[list[_Call], bool]:
-        """Block for one call, then take whatever else is already queued."""
-        calls: list[_Call] = []
-        item = self._queue.get()
-        while True:
-            if item is _STOP:
-                return calls, True
-            assert isinstance(item, _Call)
-            calls.append(item)
-            if len(calls) >= MAX_BATCH:
-                return calls, False
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return calls, False
 
     def _execute(
         self, conn: sqlite3.Connection, calls: list[_Call]
