@@ -50,7 +50,7 @@ from mfo_client.flows import (
 from mfo_client.observability import Metrics
 from mfo_client.triggers import Trigger, Triggers
 
-__all__ = ["FlowRunner", "RunOutcome", "RunnerSettings", "interrupted", "wait_for_run"]
+__all__ = ["FlowRunner", "RunOutcome", "RunnerSettings", "wait_for_run"]
 
 _log = logging.getLogger("mfo_client.worker")
 _POLL = 0.25
@@ -371,7 +371,7 @@ class FlowRunner:
     async def _run(self, job: _Held, trigger: Trigger) -> RunOutcome:
         lease = job.lease
         record = await self.history.get_run(lease.id)
-        if record is not None and record.status.is_final and not interrupted(record):
+        if record is not None and record.status.is_final and not record.paused:
             return RunOutcome.of_record(record)  # it ended before the job could be settled
         if record is not None and record.status is RunState.RUNNING:
             alive = owner_alive(record.owner)
@@ -494,7 +494,7 @@ async def wait_for_run(
     deadline = time.monotonic() + timeout
     while True:
         record = await history.get_run(run_id)
-        if record is not None and record.status.is_final and not interrupted(record):
+        if record is not None and record.status.is_final and not record.paused:
             return RunOutcome.of_record(record)
         left = deadline - time.monotonic()
         if left <= 0:
@@ -504,9 +504,3 @@ async def wait_for_run(
             continue
         with contextlib.suppress(TimeoutError):
             return await asyncio.wait_for(asyncio.shield(ended), min(left, _POLL))
-
-
-def interrupted(record: RunRecord) -> bool:
-    """Whether a run was stopped by a stopping runner (not cancelled on request), so that it
-    resumes when its job is leased again."""
-    return record.status is RunState.CANCELLED and not record.cancel_requested
